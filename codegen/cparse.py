@@ -492,8 +492,10 @@ def parse_header(header: Path) -> HeaderModule:
     try:
         ast = c_parser.CParser().parse("\n".join(declarations), str(header))
     except c_parser.ParseError as error:
+        known = ", ".join(KERNEL_TYPES)
         raise GeneratorError(
-            f"cannot parse {error} (a construct pycparser does not know)"
+            f"cannot parse {error}: a construct pycparser does not know "
+            f"(unknown type names are one cause: known are {known})"
         ) from None
     builder.translation_unit(ast)
     builder.defines(macros, expansions)

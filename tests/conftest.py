@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_HEADERS = ROOT.parent / "shared" / "kernel-headers"
+VENDORED_HEADERS = ROOT / "headers"
+
+
+def header_sets(tmp: Path) -> dict[str, Path]:
+    """The three header generations of shared/kernel-headers, each as a folder of three files.
+
+    The kernel-source-tree form has only cn_proc.h; it is paired with the vendored
+    connector.h and netlink.h (the same text in both forms).
+    """
+    sets = {"vendored": VENDORED_HEADERS}
+    old = SHARED_HEADERS / "linux-libc-dev-6.1.187"
+    if old.is_dir():
+        sets["6.1"] = old
+    tree = SHARED_HEADERS / "kernel-source-tree" / "cn_proc.h"
+    if tree.is_file():
+        folder = tmp / "kernel-source-tree"
+        folder.mkdir()
+        (folder / "cn_proc.h").write_bytes(tree.read_bytes())
+        for name in ("connector.h", "netlink.h"):
+            (folder / name).write_bytes((VENDORED_HEADERS / name).read_bytes())
+        sets["kernel-source-tree"] = folder
+    return sets
+
+
+@pytest.fixture(scope="session")
+def all_header_sets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    sets = header_sets(tmp_path_factory.mktemp("headers"))
+    assert len(sets) == 3, f"expected three header generations, found {sorted(sets)}"
+    return sets
