@@ -9,12 +9,11 @@ from pyprocconn.kernel import cn_proc, connector, netlink
 
 def main() -> int:
     for module in (netlink, connector, cn_proc):
+        short = module.__name__.rsplit(".", 1)[1]
         for name, value in vars(module).items():
-            if isinstance(value, type) and issubclass(value, (ctypes.Structure, ctypes.Union)):
-                if not name.startswith("_"):
-                    print(
-                        f"{module.__name__.rsplit('.', 1)[1]}.{name}: {ctypes.sizeof(value)} bytes"
-                    )
+            record = isinstance(value, type) and issubclass(value, (ctypes.Structure, ctypes.Union))
+            if record and not name.startswith("_"):
+                print(f"{short}.{name}: {ctypes.sizeof(value)} bytes")
     return 0
 
 
