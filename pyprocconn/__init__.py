@@ -1,5 +1,34 @@
 """pyprocconn: the Linux process events connector, with the kernel's exact layouts."""
 
+from pyprocconn.connector import (
+    DEFAULT_ACK_TIMEOUT,
+    DEFAULT_LINGER,
+    DEFAULT_RCVBUF,
+    ProcConnector,
+    Stats,
+)
+from pyprocconn.errors import (
+    ConnectorUnavailableError,
+    Error,
+    MalformedMessageError,
+    OverrunError,
+)
+from pyprocconn.events import (
+    AckEvent,
+    CommEvent,
+    CoredumpEvent,
+    EventsLost,
+    EventType,
+    ExecEvent,
+    ExitEvent,
+    ForkEvent,
+    GidEvent,
+    ProcEvent,
+    PtraceEvent,
+    SidEvent,
+    UidEvent,
+    UnknownEvent,
+)
 from pyprocconn.kernel.cn_proc import (
     PROC_CN_MCAST_IGNORE,
     PROC_CN_MCAST_LISTEN,
@@ -28,6 +57,7 @@ from pyprocconn.kernel.netlink import (
     NLMSG_NOOP,
     NLMSG_OVERRUN,
 )
+from pyprocconn.parse import NetlinkMessage, NetlinkMessageIter, parse_events
 from pyprocconn.wire import (
     COMM_DATA,
     COMM_PID,
@@ -88,6 +118,9 @@ __all__ = [
     "COREDUMP_PARENT_TGID",
     "COREDUMP_PID",
     "COREDUMP_TGID",
+    "DEFAULT_ACK_TIMEOUT",
+    "DEFAULT_LINGER",
+    "DEFAULT_RCVBUF",
     "EXEC_PID",
     "EXEC_TGID",
     "EXIT_CODE",
@@ -145,7 +178,30 @@ __all__ = [
     "SIZE_PTRACE_EVENT",
     "SIZE_SID_EVENT",
     "SOL_NETLINK",
+    "AckEvent",
+    "CommEvent",
+    "ConnectorUnavailableError",
+    "CoredumpEvent",
+    "Error",
+    "EventType",
+    "EventsLost",
+    "ExecEvent",
+    "ExitEvent",
+    "ForkEvent",
+    "GidEvent",
+    "MalformedMessageError",
+    "NetlinkMessage",
+    "NetlinkMessageIter",
+    "OverrunError",
+    "ProcConnector",
+    "ProcEvent",
+    "PtraceEvent",
+    "SidEvent",
+    "Stats",
+    "UidEvent",
+    "UnknownEvent",
     "nlmsg_align",
     "nlmsg_hdrlen",
     "nlmsg_length",
+    "parse_events",
 ]

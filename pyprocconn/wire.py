@@ -6,13 +6,55 @@ Nothing here is typed from the headers: every number comes from ``pyprocconn.ker
 from __future__ import annotations
 
 import ctypes
-from typing import Final
+from typing import Any, Final
 
 from pyprocconn.kernel import cn_proc, connector, netlink
 
 # From <linux/socket.h> (``#define SOL_NETLINK 270``), a header this project does not vendor:
 # the socket level of netlink options such as NETLINK_NO_ENOBUFS.
 SOL_NETLINK: Final = 270
+
+
+def struct_format(
+    record: type[ctypes.Structure] | type[ctypes.Union], until: str | None = None
+) -> str:
+    """A :mod:`struct` format (native order, no implicit padding) with the record's layout.
+
+    A union reads as its first member, which must span the whole union; a char array reads as
+    bytes; a flexible array reads as nothing. ``until`` stops before that field.
+    """
+    if issubclass(record, ctypes.Union):
+        first = record._fields_[0][1]
+        if ctypes.sizeof(first) != ctypes.sizeof(record):
+            raise TypeError(f"{record.__name__}: first member does not span the union")
+        return struct_format_of(first)
+    parts, position = [], 0
+    for name, ctype, *_ in record._fields_:
+        offset = offsetof(record, name)
+        parts.append("x" * (offset - position))
+        if name == until:
+            return "".join(parts)
+        parts.append(struct_format_of(ctype))
+        position = offset + ctypes.sizeof(ctype)
+    parts.append("x" * (ctypes.sizeof(record) - position))
+    return "".join(parts)
+
+
+def struct_format_of(ctype: Any) -> str:
+    if isinstance(ctype, type) and issubclass(ctype, (ctypes.Structure, ctypes.Union)):
+        return struct_format(ctype)
+    if isinstance(ctype, type) and issubclass(ctype, ctypes.Array):
+        element: Any = ctype._type_
+        if element is ctypes.c_char:
+            return f"{ctype._length_}s"
+        length: int = getattr(ctype, "_length_")  # noqa: B009 - typeshed types it as a method
+        return struct_format_of(element) * length
+    code = ctype._type_
+    if not isinstance(code, str) or code not in "bBhHiIlLqQ":
+        raise TypeError(f"no struct format for {ctype!r}")
+    # Standard-size codes, so formats can be used with "=" (no implicit alignment).
+    standard = {1: "b", 2: "h", 4: "i", 8: "q"}[ctypes.sizeof(ctype)]
+    return standard.upper() if code.isupper() else standard
 
 
 def offsetof(record: type[ctypes.Structure] | type[ctypes.Union], field: str) -> int:

@@ -1,0 +1,418 @@
+"""``ProcConnector``: subscribe to the kernel's process events and receive them."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import random
+import select
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pyprocconn import _libc
+from pyprocconn.errors import ConnectorUnavailableError, OverrunError
+from pyprocconn.events import EventsLost, EventType, ProcEvent
+from pyprocconn.kernel import cn_proc, connector, netlink
+from pyprocconn.parse import DecodeState, decode
+from pyprocconn.wire import SIZE_CN_MSG, SIZE_NLMSGHDR, offsetof
+
+# 4 MiB asked for; the kernel doubles it: room for about 10,000 queued events (~832 bytes each).
+DEFAULT_RCVBUF = 4 * 1024 * 1024
+# How long the iterators let events accumulate after a wake-up before reading them in one batch.
+DEFAULT_LINGER = 0.001
+# How long to wait for the kernel's answer to each form of the subscription request.
+DEFAULT_ACK_TIMEOUT = 1.0
+_BATCH_SLOTS = 64
+_SLOT_SIZE = 1024  # one proc event datagram is 76 bytes; larger ones are foreign or future
+_ALL = EventType.ALL.value
+_EAGAIN = (errno.EAGAIN, errno.EWOULDBLOCK)
+
+Buffer = bytearray | memoryview | ctypes.Array[Any]
+
+
+@dataclass
+class Stats:
+    """Counters since the connector opened."""
+
+    received: int = 0  # events delivered to the caller (acks of other listeners included)
+    lost: int = 0  # events the kernel dropped, counted exactly from per-CPU sequence gaps
+    overruns: int = 0  # times the kernel reported a full receive buffer (count may be unknown)
+    malformed: int = 0  # messages skipped as malformed
+    foreign: int = 0  # datagrams dropped because the kernel did not send them
+    filtered: int = 0  # events dropped by user-space filtering
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _control_message(op: int, mask: int | None, token: int) -> bytes:
+    """A LISTEN/IGNORE request: ``{op, mask}`` (6.6+), or just ``op`` when mask is None."""
+    request = bytes(cn_proc.proc_input(mcast_op=op, event_type=mask or 0))
+    if mask is None:
+        request = request[: offsetof(cn_proc.proc_input, "event_type")]
+    message = connector.cn_msg(
+        id=connector.cb_id(idx=connector.CN_IDX_PROC, val=connector.CN_VAL_PROC),
+        seq=token,
+        ack=token,
+        len=len(request),
+    )
+    total = SIZE_NLMSGHDR + SIZE_CN_MSG + len(request)
+    header = netlink.nlmsghdr(nlmsg_len=total, nlmsg_type=netlink.NLMSG_DONE, nlmsg_pid=0)
+    return bytes(header) + bytes(message) + request
+
+
+class ProcConnector:
+    """A subscription to the kernel's process events.
+
+    ``events`` selects event types (an :class:`EventType` mask; None for all). The kernel
+    filters when it can (6.6+); older kernels get everything and the connector filters in user
+    space, transparently (:attr:`filter_mode` says which). Receive with :meth:`recv`,
+    :meth:`recv_timeout`, :meth:`recv_batch`, ``for``/``async for``, or wait on :meth:`fileno`.
+
+    Loss: the ``recv*`` methods raise :class:`OverrunError` at the place in the stream where
+    events were lost, then go on with the events after it. The iterators never stop for loss:
+    they yield an :class:`EventsLost` item there instead. :attr:`stats` counts everything.
+
+    Not thread-safe: use one connector per thread. Raises ``OSError`` subclasses when the
+    kernel refuses (``PermissionError`` on old kernels without CAP_NET_ADMIN) and
+    :class:`ConnectorUnavailableError` when it never answers.
+    """
+
+    def __init__(
+        self,
+        events: EventType | int | None = None,
+        *,
+        rcvbuf: int | None = DEFAULT_RCVBUF,
+        ack_timeout: float = DEFAULT_ACK_TIMEOUT,
+        linger: float = DEFAULT_LINGER,
+    ) -> None:
+        mask = _ALL if events is None else int(events) & _ALL
+        if mask == 0:
+            raise ValueError("events names no event type; use None or EventType.ALL for all")
+        self._mask = mask
+        self._linger = linger
+        self._state = DecodeState(mask=mask)
+        self._pending: deque[ProcEvent | EventsLost] = deque()
+        self._foreign = 0
+        self._overruns = 0
+        self._filter_mode: Literal["none", "kernel", "user"] = "none"
+        self._fd = -1
+        try:
+            self._fd = _libc.socket_netlink(netlink.NETLINK_CONNECTOR)
+        except OSError as error:
+            if error.errno in (errno.EPROTONOSUPPORT, errno.EAFNOSUPPORT):
+                raise ConnectorUnavailableError(
+                    error.errno,
+                    "this kernel has no netlink connector (CONFIG_CONNECTOR): "
+                    "process events are not available",
+                ) from None
+            raise
+        try:
+            self._batch = _libc.RecvBatch(_BATCH_SLOTS, _SLOT_SIZE)
+            self._recvfrom = _libc.RecvFrom()
+            self._poll = select.poll()
+            self._poll.register(self._fd, select.POLLIN)
+            if rcvbuf is not None:
+                self._set_rcvbuf(rcvbuf)
+            try:
+                _libc.bind_netlink(self._fd, connector.CN_IDX_PROC)
+            except PermissionError as error:
+                raise PermissionError(
+                    error.errno,
+                    "joining the process events group needs CAP_NET_ADMIN on this kernel "
+                    "(before 6.6): run as root",
+                ) from None
+            self._subscribe(ack_timeout)
+        except BaseException:
+            _libc.close(self._fd)
+            self._fd = -1
+            raise
+
+    # -- subscription ----------------------------------------------------------------------
+    def _subscribe(self, ack_timeout: float) -> None:
+        state = self._state
+        error = self._request(cn_proc.PROC_CN_MCAST_LISTEN, _ALL, ack_timeout)
+        kernel_filters = error is not None
+        if error is None:  # kernels before 6.6 ignore the 8-byte form: ask the old way
+            error = self._request(cn_proc.PROC_CN_MCAST_LISTEN, None, ack_timeout)
+        if error is None:
+            raise ConnectorUnavailableError(
+                errno.ETIMEDOUT,
+                f"the kernel did not answer the process events subscription within "
+                f"{2 * ack_timeout:g} s: this process is outside the initial user or pid "
+                "namespace (a container?), or the kernel lacks CONFIG_PROC_EVENTS",
+            )
+        if error:
+            advice = {
+                errno.EPERM: "subscribing needs CAP_NET_ADMIN on this kernel: run as root",
+            }.get(error, "the kernel refused the process events subscription")
+            raise OSError(error, f"{errno.errorcode.get(error, error)}: {advice}")
+        if self._mask != _ALL:
+            if kernel_filters:
+                # No ack can come back: a filtered socket never sees acks.
+                _libc.sendto_kernel(
+                    self._fd,
+                    _control_message(cn_proc.PROC_CN_MCAST_LISTEN, self._mask, self._token()),
+                )
+                self._filter_mode = "kernel"
+            else:
+                self._filter_mode = "user"
+            # Gaps now include events filtered out, so they no longer count loss.
+            state.track_sequence = False
+
+    @staticmethod
+    def _token() -> int:
+        return random.randrange(1 << 16, 1 << 31)
+
+    def _request(self, op: int, mask: int | None, timeout: float) -> int | None:
+        """Send one request and wait for its ack: its err, or None when none came in time."""
+        state = self._state
+        token = self._token()
+        state.ack_token, state.ack_error = token, None
+        _libc.sendto_kernel(self._fd, _control_message(op, mask, token))
+        deadline = time.monotonic() + timeout
+        try:
+            while state.ack_error is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._fill(remaining, 0.0)
+            return state.ack_error
+        finally:
+            state.ack_token = None
+
+    # -- receiving -------------------------------------------------------------------------
+    def _set_rcvbuf(self, size: int) -> None:
+        try:
+            _libc.setsockopt_int(self._fd, socket.SOL_SOCKET, _libc.SO_RCVBUFFORCE, size)
+        except PermissionError:  # without CAP_NET_ADMIN: capped at net.core.rmem_max
+            _libc.setsockopt_int(self._fd, socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+    def _wait(self, timeout: float | None) -> bool:
+        """Wait until readable; False on timeout. Retries signals, keeping the deadline."""
+        return bool(self._poll.poll(None if timeout is None else max(0.0, timeout) * 1000))
+
+    def _fill(self, timeout: float | None, linger: float) -> bool:
+        """Wait up to ``timeout`` for datagrams, then decode all that are queued into pending."""
+        if not self._wait(timeout):
+            return False
+        if linger > 0:
+            time.sleep(linger)
+        batch, fd, state, pending = self._batch, self._fd, self._state, self._pending
+        slots, slot_size, buffer = batch.slots, batch.slot_size, batch.buffer
+        while True:
+            try:
+                count = batch(fd, socket.MSG_DONTWAIT)
+            except OSError as error:
+                if error.errno in _EAGAIN:
+                    return True
+                if error.errno == errno.ENOBUFS:
+                    self._overruns += 1
+                    pending.append(EventsLost(None))
+                    continue
+                raise
+            for index in range(count):
+                nbytes, flags, sender = batch.datagram(index)
+                if sender != 0:
+                    self._foreign += 1
+                elif flags & socket.MSG_TRUNC:
+                    state.malformed += 1
+                else:
+                    start = index * slot_size
+                    decode(buffer, start, start + nbytes, pending, state, False)  # type: ignore[arg-type]
+            if count < slots:
+                return True
+
+    def _receive_into(self, buf: Buffer, timeout: float | None) -> bool:
+        """One datagram into the caller's buffer, decoded into pending; False on timeout."""
+        if not self._wait(timeout):
+            return False
+        view = memoryview(buf).cast("B")
+        raw = (ctypes.c_char * len(view)).from_buffer(view)
+        try:
+            nbytes = self._recvfrom(
+                self._fd, raw, len(view), socket.MSG_DONTWAIT | socket.MSG_TRUNC
+            )
+        except OSError as error:
+            if error.errno in _EAGAIN:
+                return True
+            if error.errno == errno.ENOBUFS:
+                self._overruns += 1
+                self._pending.append(EventsLost(None))
+                return True
+            raise
+        if self._recvfrom.sender.nl_pid != 0:
+            self._foreign += 1
+        elif nbytes > len(view):
+            self._state.malformed += 1  # truncated: the buffer was too small for it
+        else:
+            decode(view, 0, nbytes, self._pending, self._state, False)  # type: ignore[arg-type]
+        return True
+
+    def _pop(self) -> ProcEvent:
+        item = self._pending.popleft()
+        if isinstance(item, EventsLost):
+            raise OverrunError(item.lost)
+        return item
+
+    def recv(self, buf: Buffer | None = None) -> ProcEvent:
+        """Block until the next event. ``buf``: a writable buffer to receive into (else an
+        internal one). Raises :class:`OverrunError` where events were lost."""
+        self._check_open()
+        while not self._pending:
+            if buf is None:
+                self._fill(None, 0.0)
+            else:
+                self._receive_into(buf, None)
+        return self._pop()
+
+    def recv_timeout(self, buf: Buffer | None = None, timeout: float = 0.0) -> ProcEvent | None:
+        """Like :meth:`recv`, but None when no event arrived within ``timeout`` seconds."""
+        self._check_open()
+        deadline = time.monotonic() + timeout
+        while not self._pending:
+            remaining = deadline - time.monotonic()
+            received = (
+                self._fill(remaining, 0.0) if buf is None else self._receive_into(buf, remaining)
+            )
+            if not received:
+                return None
+        return self._pop()
+
+    def recv_batch(
+        self, timeout: float | None = None, *, max_events: int = 4096, linger: float = 0.0
+    ) -> list[ProcEvent]:
+        """The events queued now, waiting up to ``timeout`` seconds (None: forever) for the
+        first; an empty list on timeout. ``linger``: seconds to let more arrive after the first
+        wake-up. Raises :class:`OverrunError` where events were lost (the events before the loss
+        are returned first)."""
+        self._check_open()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = self._pending
+        while not pending:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return []
+            self._fill(remaining, linger)
+        out: list[ProcEvent] = []
+        while pending and len(out) < max_events:
+            if isinstance(pending[0], EventsLost):
+                if out:
+                    break
+                self._pop()
+            out.append(pending.popleft())  # type: ignore[arg-type]
+        return out
+
+    def __iter__(self) -> Iterator[ProcEvent | EventsLost]:
+        """Events forever, blocking; :class:`EventsLost` items mark where events were lost."""
+        self._check_open()
+        pending = self._pending
+        while True:
+            while pending:
+                yield pending.popleft()
+            self._fill(None, self._linger)
+
+    async def __aiter__(self) -> AsyncIterator[ProcEvent | EventsLost]:
+        """Like iteration, on the running asyncio loop (a reader on :meth:`fileno`)."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        pending = self._pending
+        while True:
+            while pending:
+                yield pending.popleft()
+            ready = loop.create_future()
+            loop.add_reader(self._fd, _wake, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(self._fd)
+            if self._linger > 0:
+                await asyncio.sleep(self._linger)
+            self._fill(0.0, 0.0)
+
+    # -- state -----------------------------------------------------------------------------
+    def fileno(self) -> int:
+        """The socket's descriptor, readable when events are queued (for select/poll/epoll).
+
+        Events may also be pending inside the connector: call :meth:`recv_batch` with
+        ``timeout=0`` after each wake-up until it returns an empty list."""
+        self._check_open()
+        return self._fd
+
+    @property
+    def events(self) -> EventType:
+        """The event types this connector delivers."""
+        return EventType(self._mask)
+
+    @property
+    def filter_mode(self) -> Literal["none", "kernel", "user"]:
+        """Who drops unwanted event types: nobody (all events), the kernel, or user space."""
+        return self._filter_mode
+
+    @property
+    def rcvbuf(self) -> int:
+        """The socket's effective receive buffer in bytes (the kernel doubles what is asked)."""
+        self._check_open()
+        return _libc.getsockopt_int(self._fd, socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+    @rcvbuf.setter
+    def rcvbuf(self, size: int) -> None:
+        self._check_open()
+        self._set_rcvbuf(size)
+
+    @property
+    def stats(self) -> Stats:
+        """A snapshot of the counters."""
+        state = self._state
+        return Stats(
+            received=state.received,
+            lost=state.lost,
+            overruns=self._overruns,
+            malformed=state.malformed,
+            foreign=self._foreign,
+            filtered=state.filtered,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def _check_open(self) -> None:
+        if self._fd < 0:
+            raise ValueError("I/O operation on a closed ProcConnector")
+
+    def close(self) -> None:
+        """Unsubscribe (IGNORE, so the kernel's listener count stays right) and close.
+        Idempotent."""
+        if self._fd < 0:
+            return
+        fd, self._fd = self._fd, -1
+        try:
+            _libc.sendto_kernel(
+                fd, _control_message(cn_proc.PROC_CN_MCAST_IGNORE, None, self._token())
+            )
+        except OSError:
+            pass  # closing anyway; the kernel forgets a closed socket's filter
+        finally:
+            _libc.close(fd)
+
+    def __enter__(self) -> ProcConnector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"fd={self._fd}"
+        return f"<ProcConnector {state} events={self.events!r} filter={self._filter_mode}>"

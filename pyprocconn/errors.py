@@ -1,0 +1,52 @@
+"""The package's exceptions. System failures stay ``OSError`` (with advice in the message)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyprocconn.events import ProcEvent
+
+
+class Error(Exception):
+    """Base class of every exception pyprocconn defines."""
+
+
+class MalformedMessageError(Error, ValueError):
+    """Bytes that are not a valid process-events message.
+
+    ``offset`` is where in the buffer the bad message starts; ``events`` holds the events decoded
+    from the same buffer before it, so raising loses nothing.
+    """
+
+    def __init__(self, message: str, offset: int = 0, events: list[ProcEvent] | None = None):
+        super().__init__(message)
+        self.offset = offset
+        self.events: list[ProcEvent] = events if events is not None else []
+
+
+class OverrunError(Error):
+    """The kernel dropped events because the receive buffer was full.
+
+    ``lost`` is how many, when known (a per-CPU sequence gap on an all-events subscription);
+    None when the kernel only said that it dropped some (ENOBUFS). The connector keeps working:
+    receive again to go on.
+    """
+
+    def __init__(self, lost: int | None, message: str | None = None):
+        if message is None:
+            count = "an unknown number of" if lost is None else str(lost)
+            message = (
+                f"the kernel dropped {count} process events (receive buffer full); "
+                "receive faster or pass a larger rcvbuf"
+            )
+        super().__init__(message)
+        self.lost = lost
+
+
+class ConnectorUnavailableError(Error, OSError):
+    """The kernel never answered the subscription: no process events for this process.
+
+    Raised after a bounded wait. Causes: running outside the initial user or pid namespace
+    (a container), or a kernel built without CONFIG_PROC_EVENTS.
+    """
