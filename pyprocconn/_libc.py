@@ -54,6 +54,7 @@ SIGNATURES: Final[dict[str, tuple[Any, tuple[Any, ...]]]] = {
     "recvmmsg": (_int, (_int, ctypes.POINTER(mmsghdr), ctypes.c_uint, _int, _ptr)),
     "setsockopt": (_int, (_int, _int, _int, _ptr, ctypes.c_uint32)),
     "getsockopt": (_int, (_int, _int, _int, _ptr, ctypes.POINTER(ctypes.c_uint32))),
+    "getsockname": (_int, (_int, _ptr, ctypes.POINTER(ctypes.c_uint32))),
     "close": (_int, (_int,)),
 }
 
@@ -106,6 +107,13 @@ def getsockopt_int(fd: int, level: int, option: int) -> int:
     number, size = ctypes.c_int(0), ctypes.c_uint32(ctypes.sizeof(ctypes.c_int))
     call("getsockopt", fd, level, option, ctypes.byref(number), ctypes.byref(size))
     return number.value
+
+
+def port_id(fd: int) -> int:
+    """The netlink port id the kernel gave the socket (``getsockname``'s ``nl_pid``)."""
+    address, size = sockaddr_nl(), ctypes.c_uint32(ctypes.sizeof(sockaddr_nl))
+    call("getsockname", fd, ctypes.byref(address), ctypes.byref(size))
+    return int(address.nl_pid)
 
 
 def close(fd: int) -> None:

@@ -357,6 +357,12 @@ class ProcConnector:
         return self._filter_mode
 
     @property
+    def port_id(self) -> int:
+        """The socket's netlink port id (its address; the kernel's is 0)."""
+        self._check_open()
+        return _libc.port_id(self._fd)
+
+    @property
     def rcvbuf(self) -> int:
         """The socket's effective receive buffer in bytes (the kernel doubles what is asked)."""
         self._check_open()

@@ -1,0 +1,281 @@
+"""ProcConnector against the real kernel: every event type triggered on purpose, matched by pid."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+import pyprocconn as pc
+from pyprocconn.connector import _control_message
+from tests import triggers
+from tests.triggers import collect, of
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
+
+
+@pytest.fixture
+def conn() -> Iterator[pc.ProcConnector]:
+    with pc.ProcConnector() as connector:
+        yield connector
+
+
+def test_subscribes_to_all_events_without_filtering(conn: pc.ProcConnector) -> None:
+    assert conn.filter_mode == "none" and conn.events == pc.EventType.ALL
+    assert conn.rcvbuf >= pc.DEFAULT_RCVBUF  # the kernel doubles what was asked
+
+
+def test_fork_exec_exit_of_a_child(conn: pc.ProcConnector) -> None:
+    pid = triggers.exit_with(3)
+    events = collect(conn, lambda e: bool(of(e, pc.ExitEvent, pid)))
+    (fork,) = of(events, pc.ForkEvent, pid, key="child_pid")
+    assert (fork.parent_pid, fork.parent_tgid, fork.child_tgid) == (os.getpid(), os.getpid(), pid)
+    assert fork.what == pc.PROC_EVENT_FORK and fork.timestamp_ns > 0
+    (exec_,) = of(events, pc.ExecEvent, pid)
+    assert exec_.process_tgid == pid
+    (exit_,) = of(events, pc.ExitEvent, pid)
+    assert (exit_.exit_code, exit_.exit_signal) == (0x300, signal.SIGCHLD)
+    assert (exit_.parent_pid, exit_.parent_tgid) == (os.getpid(), os.getpid())
+    assert (exit_.exit_status, exit_.term_signal, exit_.core_dumped) == (3, None, False)
+    assert exit_.describe_status() == "exit 3"
+    assert fork.timestamp_ns <= exec_.timestamp_ns <= exit_.timestamp_ns
+
+
+def test_exit_by_sigkill(conn: pc.ProcConnector) -> None:
+    pid = triggers.killed_by_sigkill()
+    (exit_,) = of(collect(conn, lambda e: bool(of(e, pc.ExitEvent, pid))), pc.ExitEvent, pid)
+    assert exit_.exit_code == signal.SIGKILL
+    assert exit_.describe_status() == "killed by SIGKILL"
+
+
+def test_uid_and_gid_changes(conn: pc.ProcConnector) -> None:
+    pid = triggers.set_ids(ruid=2000, euid=2001, rgid=1000, egid=1001)
+    events = collect(conn, lambda e: bool(of(e, pc.ExitEvent, pid)))
+    assert [(e.rgid, e.egid) for e in of(events, pc.GidEvent, pid)] == [(1000, 1001)]
+    assert [(e.ruid, e.euid) for e in of(events, pc.UidEvent, pid)] == [(2000, 2001)]
+    assert all(e.process_tgid == pid for e in of(events, pc.UidEvent, pid))
+
+
+def test_setsid(conn: pc.ProcConnector) -> None:
+    pid = triggers.set_sid()
+    events = collect(conn, lambda e: bool(of(e, pc.ExitEvent, pid)))
+    (sid,) = of(events, pc.SidEvent, pid)
+    assert sid.process_tgid == pid
+
+
+def test_comm_change(conn: pc.ProcConnector) -> None:
+    pid = triggers.set_comm("pyprocconn-test")
+    events = collect(conn, lambda e: bool(of(e, pc.ExitEvent, pid)))
+    assert [e.comm for e in of(events, pc.CommEvent, pid)] == ["pyprocconn-test"]
+
+
+def test_ptrace_seize_and_detach(conn: pc.ProcConnector) -> None:
+    pid = triggers.ptrace_seize_and_detach()
+    events = collect(conn, lambda e: bool(of(e, pc.ExitEvent, pid)))
+    tracers = [(e.tracer_pid, e.tracer_tgid) for e in of(events, pc.PtraceEvent, pid)]
+    assert tracers == [(os.getpid(), os.getpid()), (0, 0)]  # attach, then detach
+
+
+def test_coredump_then_exit_by_sigabrt(conn: pc.ProcConnector) -> None:
+    pid = triggers.abort_without_core()
+    events = collect(conn, lambda e: bool(of(e, pc.ExitEvent, pid)))
+    (dump,) = of(events, pc.CoredumpEvent, pid)
+    assert (dump.parent_pid, dump.parent_tgid) == (os.getpid(), os.getpid())
+    (exit_,) = of(events, pc.ExitEvent, pid)
+    assert exit_.term_signal == signal.SIGABRT and exit_.exit_code & 0x7F == signal.SIGABRT
+    assert dump.timestamp_ns <= exit_.timestamp_ns
+
+
+def test_acks_of_other_listeners_arrive_as_ack_events(conn: pc.ProcConnector) -> None:
+    with pc.ProcConnector():  # its LISTEN is acked to every all-events listener
+        pass
+    raw = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, pc.NETLINK_CONNECTOR)
+    try:
+        raw.bind((0, pc.CN_IDX_PROC))
+        raw.sendto(_control_message(99, None, 12345), (0, 0))  # not an operation: EINVAL
+        events = collect(conn, lambda e: any(isinstance(a, pc.AckEvent) and a.err for a in e))
+    finally:
+        raw.close()
+    acks = [e for e in events if isinstance(e, pc.AckEvent)]
+    assert any(a.err == 0 for a in acks)
+    assert any(a.err == 22 for a in acks)  # EINVAL, positive as the kernel sends it
+
+
+def test_kernel_filter_delivers_only_exec() -> None:
+    with pc.ProcConnector(events=pc.EventType.EXEC) as conn:
+        assert conn.filter_mode == "kernel" and conn.events == pc.EventType.EXEC
+        pid = triggers.exit_with(0)
+        events = collect(conn, lambda e: bool(of(e, pc.ExecEvent, pid)))
+        assert of(events, pc.ExecEvent, pid)
+        assert {type(e) for e in events} == {pc.ExecEvent}
+
+
+def test_nonzero_exit_filter() -> None:
+    with pc.ProcConnector(events=pc.EventType.NONZERO_EXIT) as conn:
+        zero, nonzero = triggers.exit_with(0), triggers.exit_with(5)
+        events = collect(conn, lambda e: bool(of(e, pc.ExitEvent, nonzero)))
+        assert [e.exit_code for e in of(events, pc.ExitEvent, nonzero)] == [0x500]
+        assert not of(events, pc.ExitEvent, zero)
+        assert all(isinstance(e, pc.ExitEvent) and e.exit_code for e in events)
+
+
+def test_forged_datagrams_are_dropped_and_counted(conn: pc.ProcConnector) -> None:
+    pid = triggers.exit_with(0)
+    collect(conn, lambda e: bool(of(e, pc.ExitEvent, pid)))  # drain what is in flight
+    # A well-formed exec event: only its sender (not the kernel, port 0) gives it away.
+    fake_pid = 0x7FFFFFF0
+    event = pc.kernel.cn_proc.proc_event(what=pc.PROC_EVENT_EXEC)
+    event.event_data.exec.process_pid = event.event_data.exec.process_tgid = fake_pid
+    body = pc.kernel.connector.cn_msg(
+        id=pc.kernel.connector.cb_id(idx=pc.CN_IDX_PROC, val=pc.CN_VAL_PROC),
+        len=ctypes.sizeof(event),
+    )
+    header = pc.kernel.netlink.nlmsghdr(
+        nlmsg_len=pc.SIZE_NLMSGHDR + pc.SIZE_CN_MSG + ctypes.sizeof(event),
+        nlmsg_type=pc.NLMSG_DONE,
+    )
+    message = bytes(header) + bytes(body) + bytes(event)
+    assert [e.process_pid for e in pc.parse_events(message)] == [fake_pid]  # type: ignore[attr-defined]
+    before = conn.stats.foreign
+    forger = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, pc.NETLINK_CONNECTOR)
+    try:
+        forger.bind((0, 0))
+        forger.sendto(message, (conn.port_id, 0))  # unicast to the listener's port id
+        forger.sendto(message, (0, pc.CN_IDX_PROC))  # multicast to the group (root may)
+        events = collect(conn, lambda e: conn.stats.foreign >= before + 2, timeout=5)
+    finally:
+        forger.close()
+    assert conn.stats.foreign == before + 2
+    assert not of(events, pc.ExecEvent, fake_pid)
+
+
+def test_overrun_is_reported_with_the_exact_count_and_the_connector_goes_on() -> None:
+    reference = pc.ProcConnector()  # large buffer: sees everything
+    small = pc.ProcConnector(rcvbuf=4096)
+    try:
+        children = [subprocess.Popen(["/bin/true"]) for _ in range(150)]
+        for child in children:
+            child.wait(timeout=30)
+        got: list[pc.ProcEvent] = []
+        overruns = 0
+
+        def drain() -> None:
+            nonlocal overruns
+            while True:
+                try:
+                    batch = small.recv_batch(0.5)
+                except pc.OverrunError as error:
+                    assert error.lost is None or error.lost > 0
+                    overruns += 1
+                    continue
+                if not batch:
+                    return
+                got.extend(batch)
+
+        drain()
+        # A CPU's loss shows as a sequence gap at its next event: make one on every CPU.
+        for cpu in sorted(os.sched_getaffinity(0)):
+            subprocess.run(["taskset", "-c", str(cpu), "/bin/true"], check=True)
+        drain()
+        assert overruns >= 1 and small.stats.overruns >= 1 and small.stats.lost > 0
+        everything = collect(reference, lambda e: False, timeout=1.0)
+        assert reference.stats.lost == 0 and reference.stats.overruns == 0
+        # Loss counted from sequence gaps equals what the reference saw and `small` did not,
+        # between the first and last event `small` received on each CPU.
+        missing = 0
+        for cpu in {e.cpu for e in got}:
+            mine = [e for e in got if e.cpu == cpu]
+            first, last = mine[0].timestamp_ns, mine[-1].timestamp_ns
+            window = [e for e in everything if e.cpu == cpu and first <= e.timestamp_ns <= last]
+            assert set(mine) <= set(window)
+            missing += len(window) - len(mine)
+        assert small.stats.lost == missing
+        # Still working after the overrun.
+        pid = triggers.exit_with(0)
+        assert of(collect(small, lambda e: bool(of(e, pc.ExitEvent, pid))), pc.ExitEvent, pid)
+    finally:
+        small.close()
+        reference.close()
+
+
+def test_recv_into_a_caller_buffer_and_events_own_their_data(conn: pc.ProcConnector) -> None:
+    buffer = bytearray(512)
+    pid = triggers.exit_with(0)
+    seen: list[pc.ProcEvent] = []
+    while not of(seen, pc.ExitEvent, pid):
+        event = conn.recv_timeout(buffer, 5.0)
+        assert event is not None, "no event within 5 s"
+        seen.append(event)
+    snapshot = [e.to_dict() for e in seen]
+    triggers.exit_with(0)
+    assert conn.recv_timeout(buffer, 5.0) is not None  # the buffer is overwritten...
+    assert [e.to_dict() for e in seen] == snapshot  # ...the events are not
+    (fork,) = of(seen, pc.ForkEvent, pid, key="child_pid")
+    match fork:
+        case pc.ForkEvent(child_pid=child, parent_pid=parent):
+            assert (child, parent) == (pid, os.getpid())
+        case _:
+            pytest.fail("match by keyword failed")
+    assert hash(fork) == hash(pc.ForkEvent(*fork))
+    assert str(fork).startswith(f"fork parent_pid={os.getpid()} ")
+
+
+def test_recv_timeout_returns_none_when_nothing_comes() -> None:
+    with pc.ProcConnector(events=pc.EventType.PTRACE) as conn:
+        assert conn.recv_timeout(timeout=0.2) is None
+        assert conn.recv_batch(timeout=0.2) == []
+
+
+def test_async_iteration() -> None:
+    async def main() -> pc.ExitEvent:
+        with pc.ProcConnector() as conn:
+            child = await asyncio.create_subprocess_exec("/bin/sh", "-c", "exit 7")
+            await child.wait()
+            async for event in conn:
+                if isinstance(event, pc.ExitEvent) and event.process_pid == child.pid:
+                    return event
+        raise AssertionError("unreachable")
+
+    event = asyncio.run(asyncio.wait_for(main(), timeout=10))
+    assert event.exit_status == 7
+
+
+def test_blocking_iteration_and_fileno(conn: pc.ProcConnector) -> None:
+    import select
+
+    pid = triggers.exit_with(0)
+    readable, _, _ = select.select([conn], [], [], 5.0)
+    assert readable == [conn]
+    for event in conn:
+        if isinstance(event, pc.ExitEvent) and event.process_pid == pid:
+            break
+
+
+def test_close_is_idempotent_and_use_after_close_raises() -> None:
+    conn = pc.ProcConnector()
+    conn.close()
+    conn.close()
+    assert conn.closed
+    with pytest.raises(ValueError, match="closed"):
+        conn.recv_timeout(timeout=0)
+    with pytest.raises(ValueError, match="closed"):
+        conn.fileno()
+
+
+def test_repeated_open_close_leaks_no_descriptor() -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(200):
+        with pc.ProcConnector():
+            pass
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_empty_event_mask_is_refused() -> None:
+    with pytest.raises(ValueError, match="no event type"):
+        pc.ProcConnector(events=pc.EventType.NONE)

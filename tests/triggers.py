@@ -1,0 +1,111 @@
+"""Make the kernel emit each process event on purpose, from child processes we can match by pid."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import pyprocconn as pc
+
+PTRACE_DETACH = 17  # <sys/ptrace.h>
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PR_SET_NAME = 15  # <linux/prctl.h>
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.ptrace.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+_libc.ptrace.restype = ctypes.c_long
+
+E = TypeVar("E", bound=pc.ProcEvent)
+
+
+def python_child(code: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def run_python(code: str) -> int:
+    """Run ``code`` in a child Python; return its pid once it has exited."""
+    child = python_child(code)
+    child.wait(timeout=30)
+    return child.pid
+
+
+def exit_with(status: int) -> int:
+    child = subprocess.Popen(["/bin/sh", "-c", f"exit {status}"])
+    child.wait(timeout=30)
+    return child.pid
+
+
+def killed_by_sigkill() -> int:
+    child = subprocess.Popen(["sleep", "30"])
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    return child.pid
+
+
+def set_ids(ruid: int, euid: int, rgid: int, egid: int) -> int:
+    return run_python(
+        f"import os; os.setresgid({rgid}, {egid}, {egid}); os.setresuid({ruid}, {euid}, {euid})"
+    )
+
+
+def set_sid() -> int:
+    return run_python("import os; os.setsid()")
+
+
+def set_comm(name: str) -> int:
+    return run_python(
+        "import ctypes; libc = ctypes.CDLL(None); "
+        f"libc.prctl({PR_SET_NAME}, ctypes.c_char_p({name.encode()!r}), 0, 0, 0)"
+    )
+
+
+def abort_without_core() -> int:
+    return run_python(
+        "import os, resource; resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); os.abort()"
+    )
+
+
+def ptrace_seize_and_detach() -> int:
+    """Seize a child, stop it, detach it; the tracer is this process (its main thread)."""
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        if _libc.ptrace(PTRACE_SEIZE, child.pid, None, None) != 0:
+            raise OSError(ctypes.get_errno(), "PTRACE_SEIZE")
+        _libc.ptrace(PTRACE_INTERRUPT, child.pid, None, None)
+        os.waitpid(child.pid, 0)  # the interrupt stop
+        if _libc.ptrace(PTRACE_DETACH, child.pid, None, None) != 0:
+            raise OSError(ctypes.get_errno(), "PTRACE_DETACH")
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    return child.pid
+
+
+def collect(
+    conn: pc.ProcConnector,
+    done: Callable[[list[pc.ProcEvent]], bool],
+    timeout: float = 10.0,
+) -> list[pc.ProcEvent]:
+    """Receive until ``done(events)`` or ``timeout`` seconds pass (bounded, never hangs)."""
+    events: list[pc.ProcEvent] = []
+    deadline = time.monotonic() + timeout
+    while not done(events):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            events.extend(conn.recv_batch(min(remaining, 0.5)))
+        except pc.OverrunError:
+            continue
+    return events
+
+
+def of(events: Iterable[Any], cls: type[E], pid: int, key: str = "process_pid") -> list[E]:
+    return [e for e in events if isinstance(e, cls) and getattr(e, key) == pid]
