@@ -1,0 +1,174 @@
+"""The pure parser and the zero-copy iterator on golden datagrams captured from the kernel.
+
+Unprivileged: bytes only. ``tests/fixtures/golden.json`` is written by
+``python -m tests.fixtures.capture_golden`` (as root), which records kernel and architecture.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import signal
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pyprocconn as pc
+from pyprocconn.kernel import netlink
+
+GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden.json").read_text())
+DATAGRAMS: dict[str, dict[str, Any]] = GOLDEN["datagrams"]
+pytestmark = pytest.mark.skipif(
+    sys.byteorder != GOLDEN["byteorder"], reason="golden datagrams are in the other byte order"
+)
+
+
+def golden(name: str) -> bytes:
+    return bytes.fromhex(DATAGRAMS[name]["hex"])
+
+
+def _message(kind: int, payload: bytes = b"") -> bytes:
+    header = netlink.nlmsghdr(nlmsg_len=pc.SIZE_NLMSGHDR + len(payload), nlmsg_type=kind)
+    return bytes(header) + payload + b"\0" * (pc.nlmsg_align(len(payload)) - len(payload))
+
+
+@pytest.mark.parametrize("name", sorted(DATAGRAMS))
+def test_golden_datagram_decodes_to_the_recorded_event(name: str) -> None:
+    data = golden(name)
+    assert len(data) == pc.SIZE_NLMSGHDR + pc.SIZE_CN_MSG + 40
+    (event,) = pc.parse_events(data)
+    assert type(event).__name__ == DATAGRAMS[name]["type"]
+    assert event.to_dict() == DATAGRAMS[name]["event"]
+
+
+def test_golden_fields_carry_what_the_triggers_did() -> None:
+    events = {name: pc.parse_events(golden(name))[0] for name in DATAGRAMS}
+    assert (events["uid"].ruid, events["uid"].euid) == (2000, 2001)  # type: ignore[attr-defined]
+    assert (events["gid"].rgid, events["gid"].egid) == (1000, 1001)  # type: ignore[attr-defined]
+    assert events["comm"].comm == "golden-comm"  # type: ignore[attr-defined]
+    assert events["exit"].exit_code == 0x300  # type: ignore[attr-defined]
+    assert events["exit_sigkill"].exit_code == signal.SIGKILL  # type: ignore[attr-defined]
+    assert events["ptrace_detach"].tracer_pid == 0  # type: ignore[attr-defined]
+    assert events["ack"].err == 0  # type: ignore[attr-defined]
+    fork = events["fork"]
+    assert isinstance(fork, pc.ForkEvent) and fork.child_pid == events["exec"].process_pid  # type: ignore[attr-defined]
+
+
+def test_several_messages_in_one_buffer_with_noop_and_ack_error_zero() -> None:
+    names = ["fork", "exec", "exit"]
+    data = golden(names[0]) + _message(pc.NLMSG_NOOP) + golden(names[1])
+    data += _message(pc.NLMSG_ERROR, struct.pack("=i", 0) + bytes(16)) + golden(names[2])
+    assert [e.to_dict() for e in pc.parse_events(data)] == [DATAGRAMS[n]["event"] for n in names]
+
+
+def test_nlmsg_error_becomes_oserror_and_overrun_becomes_overrun_error() -> None:
+    error = _message(pc.NLMSG_ERROR, struct.pack("=i", -errno.EPERM) + bytes(16))
+    with pytest.raises(PermissionError):
+        pc.parse_events(error)
+    with pytest.raises(pc.OverrunError) as caught:
+        pc.parse_events(_message(pc.NLMSG_OVERRUN))
+    assert caught.value.lost is None
+
+
+def test_nothing_past_nbytes_is_read() -> None:
+    data = golden("exit")
+    poisoned = bytearray(data + b"\xff" * 200)
+    assert pc.parse_events(poisoned, len(data)) == pc.parse_events(data)
+    with pytest.raises(pc.MalformedMessageError):
+        pc.parse_events(poisoned, len(data) - 1)  # nlmsg_len now exceeds what was received
+
+
+def _patched(name: str, offset: int, fmt: str, value: int) -> bytearray:
+    data = bytearray(golden(name))
+    struct.pack_into(fmt, data, offset, value)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (golden("fork")[:10], "truncated netlink header"),
+        (_patched("fork", 0, "=I", 8), "nlmsg_len 8 outside"),
+        (_patched("fork", 0, "=I", 200), "nlmsg_len 200 outside"),
+        (_patched("fork", 16, "=I", 7), "foreign connector id 7.1"),
+        (_patched("fork", 32, "=H", 41), "cn_msg.len 41 does not fit"),
+        (_patched("fork", 32, "=H", 20), "fork event needs 16 bytes of data, has 4"),
+        (_patched("fork", 4, "=H", 0x20), "unexpected netlink message type 32"),
+        (_message(pc.NLMSG_DONE, bytes(20)), "connector message of 36 bytes is too short"),
+    ],
+)
+def test_malformed_messages_raise_with_the_reason(data: bytes, message: str) -> None:
+    with pytest.raises(pc.MalformedMessageError, match=message) as caught:
+        pc.parse_events(data)
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, pc.Error)
+
+
+def test_a_malformed_message_keeps_the_events_before_it() -> None:
+    data = golden("fork") + golden("exec")[:50]
+    with pytest.raises(pc.MalformedMessageError) as caught:
+        pc.parse_events(data)
+    assert caught.value.offset == len(golden("fork"))
+    assert [e.to_dict() for e in caught.value.events] == [DATAGRAMS["fork"]["event"]]
+
+
+def test_unknown_event_type_keeps_its_raw_data() -> None:
+    data = _patched("exec", 36, "=I", 0x400)
+    (event,) = pc.parse_events(data)
+    assert isinstance(event, pc.UnknownEvent) and event.what == 0x400
+    assert event.data == golden("exec")[52:76]
+
+
+def test_comm_that_is_not_utf8_is_kept_readable() -> None:
+    data = bytearray(golden("comm"))
+    data[60:64] = b"\xff\xfeab"
+    (event,) = pc.parse_events(data)
+    assert event.comm.startswith("\\xff\\xfeab")  # type: ignore[attr-defined]
+
+
+def test_exit_status_helpers() -> None:
+    def exit_event(code: int) -> pc.ExitEvent:
+        return pc.ExitEvent(pc.PROC_EVENT_EXIT, 0, 0, 1, 1, code, 17, 0, 0)
+
+    assert exit_event(0x300).describe_status() == "exit 3"
+    assert exit_event(0x9).describe_status() == "killed by SIGKILL"
+    core = exit_event(0x86)
+    assert (core.term_signal, core.core_dumped) == (signal.SIGABRT, True)
+    assert core.describe_status() == "killed by SIGABRT (core dumped)"
+
+
+def test_message_iterator_gives_zero_copy_views() -> None:
+    buffer = bytearray(golden("exit") + golden("comm"))
+    messages = list(pc.NetlinkMessageIter(buffer, len(buffer)))
+    assert [m.offset for m in messages] == [0, 76]
+    first = messages[0]
+    assert first.header.nlmsg_len == 76 and first.header.nlmsg_pid == 0
+    assert first.cn_msg is not None and first.proc_event is not None
+    assert (first.cn_msg.id.idx, first.cn_msg.id.val) == (pc.CN_IDX_PROC, pc.CN_VAL_PROC)
+    assert first.proc_event.event_data.exit.exit_code == 0x300
+    assert len(first.payload) == 60
+    buffer[pc.SIZE_NLMSGHDR + pc.SIZE_CN_MSG + 16 + pc.EXIT_CODE] = 0x05  # views see changes
+    assert first.proc_event.event_data.exit.exit_code == 0x305
+    assert ctypes.addressof(first.header) == ctypes.addressof(
+        (ctypes.c_char * 1).from_buffer(buffer)
+    )
+    assert messages[1].proc_event is not None
+    assert messages[1].proc_event.event_data.comm.comm == b"golden-comm"
+
+
+def test_message_iterator_checks_lengths_before_making_views() -> None:
+    with pytest.raises(pc.MalformedMessageError):
+        list(pc.NetlinkMessageIter(bytearray(golden("fork")), 40))
+    readonly = golden("fork")  # read-only input is copied once, then viewed
+    assert [m.header.nlmsg_len for m in pc.NetlinkMessageIter(readonly)] == [76]
+
+
+def test_seed_names_are_computed_from_the_generated_layout() -> None:
+    assert pc.PROC_EVENT_HEADER_SIZE == 16 and pc.SIZE_NLMSGHDR == 16 and pc.SIZE_CN_MSG == 20
+    assert pc.nlmsg_hdrlen() == netlink.NLMSG_HDRLEN and pc.nlmsg_length(40) == 56
+    assert pc.nlmsg_align(77) == 80 and pc.SOL_NETLINK == 270
+    assert (pc.EXIT_CODE, pc.EXIT_SIGNAL, pc.COMM_DATA, pc.ID_EUID_EGID) == (8, 12, 8, 12)
+    assert int(pc.EventType.ALL) == pc.PROC_EVENT_ALL and int(pc.EventType.EXIT) == 0x80000000
