@@ -259,7 +259,7 @@ class ProcConnector:
     def _pop(self) -> ProcEvent:
         item = self._pending.popleft()
         if isinstance(item, EventsLost):
-            raise OverrunError(item.lost)
+            raise OverrunError(item.lost, cpu=item.cpu)
         return item
 
     def recv(self, buf: Buffer | None = None) -> ProcEvent:

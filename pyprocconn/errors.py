@@ -29,19 +29,22 @@ class OverrunError(Error):
     """The kernel dropped events because the receive buffer was full.
 
     ``lost`` is how many, when known (a per-CPU sequence gap on an all-events subscription);
-    None when the kernel only said that it dropped some (ENOBUFS). The connector keeps working:
+    None when the kernel only said that it dropped some (ENOBUFS). ``cpu`` is the CPU whose
+    events were lost when known. The connector keeps working:
     receive again to go on.
     """
 
-    def __init__(self, lost: int | None, message: str | None = None):
+    def __init__(self, lost: int | None, message: str | None = None, cpu: int | None = None):
         if message is None:
             count = "an unknown number of" if lost is None else str(lost)
+            where = "" if cpu is None else f" on cpu {cpu}"
             message = (
-                f"the kernel dropped {count} process events (receive buffer full); "
+                f"the kernel dropped {count} process events{where} (receive buffer full); "
                 "receive faster or pass a larger rcvbuf"
             )
         super().__init__(message)
         self.lost = lost
+        self.cpu = cpu
 
 
 class ConnectorUnavailableError(Error, OSError):
