@@ -226,7 +226,7 @@ class ProcConnector:
                     state.malformed += 1
                 else:
                     start = index * slot_size
-                    decode(buffer, start, start + nbytes, pending, state, False)  # type: ignore[arg-type]
+                    decode(buffer, start, start + nbytes, pending, state, False)
             if count < slots:
                 return True
 
@@ -253,7 +253,7 @@ class ProcConnector:
         elif nbytes > len(view):
             self._state.malformed += 1  # truncated: the buffer was too small for it
         else:
-            decode(view, 0, nbytes, self._pending, self._state, False)  # type: ignore[arg-type]
+            decode(view, 0, nbytes, self._pending, self._state, False)
         return True
 
     def _pop(self) -> ProcEvent:

@@ -68,11 +68,25 @@ for _type, _member in _UNION_MEMBER.items():
     _unpacker = struct.Struct("=" + struct_format(_MEMBERS[_member]))
     _DECODERS[_type.value] = (_EVENT_CLASSES[_type.value], _unpacker, _unpacker.size)
 
-_PROC_ID = (connector.CN_IDX_PROC, connector.CN_VAL_PROC)
+_PROC_IDX, _PROC_VAL = connector.CN_IDX_PROC, connector.CN_VAL_PROC
+_ALIGN_MASK = netlink.NLMSG_ALIGNTO - 1
+_ExitEvent = _EVENT_CLASSES[EventType.EXIT.value]
+# what -> (event class, unpacker of the whole message, smallest valid cn_msg.len): the fast path.
+_WHOLE: dict[int, tuple[type[ProcEvent], struct.Struct, int]] = {
+    what: (
+        cls,
+        struct.Struct(_HEAD.format + unpacker.format.lstrip("=")),
+        PROC_EVENT_HEADER_SIZE + unpacker.size,
+    )
+    for what, (cls, unpacker, _) in _DECODERS.items()
+}
+# Index of exit_code in the whole-message values of an exit event.
+_WHOLE_EXIT_CODE = len(_HEAD.unpack(bytes(_HEAD.size))) + 2
 _NLMSG_DONE, _NLMSG_NOOP = netlink.NLMSG_DONE, netlink.NLMSG_NOOP
 _NLMSG_ERROR, _NLMSG_OVERRUN = netlink.NLMSG_ERROR, netlink.NLMSG_OVERRUN
 _EXIT, _NONZERO_EXIT = EventType.EXIT.value, EventType.NONZERO_EXIT.value
 _ALL = EventType.ALL.value
+_BYTES_TYPES = (bytes, bytearray)
 _new: Any = tuple.__new__  # builds an event from a tuple without a Python-level __new__
 
 
@@ -106,11 +120,41 @@ def _reject(
         state.malformed += 1
 
 
+def _deliver(
+    state: DecodeState,
+    event: ProcEvent,
+    what: int,
+    cpu: int,
+    seq: int,
+    ack: int,
+    exit_code: int,
+    out: Any,
+) -> None:
+    """The connector's bookkeeping for one decoded event: loss, its own ack, filtering."""
+    if state.track_sequence:
+        last = state.last_sequence.get(cpu)
+        state.last_sequence[cpu] = seq
+        if last is not None:
+            gap = (seq - last - 1) & 0xFFFFFFFF
+            if 0 < gap < 0x80000000:  # a larger "gap" is reordering, not loss
+                state.lost += gap
+                out.append(EventsLost(gap, cpu))
+    if what == 0 and state.ack_token is not None and ack == (state.ack_token + 1) & 0xFFFFFFFF:
+        state.ack_error = event.err  # type: ignore[attr-defined]
+        return
+    mask = state.mask
+    if mask != _ALL and not (what & mask or (what == _EXIT and mask & _NONZERO_EXIT and exit_code)):
+        state.filtered += 1
+        return
+    state.received += 1
+    out.append(event)
+
+
 def decode(
     buffer: Any,
     start: int,
     end: int,
-    out: list[Any],
+    out: Any,
     state: DecodeState | None = None,
     strict: bool = True,
 ) -> None:
@@ -120,140 +164,154 @@ def decode(
     messages are counted in ``state.malformed`` and skipped. With a state, sequence gaps append
     :class:`EventsLost` before the event that revealed them.
     """
-    head_unpack = _HEAD.unpack_from
-    decoders = _DECODERS
+    whole_unpackers = _WHOLE
+    what_unpack = _U32.unpack_from
     start_len = len(out)
     offset = start
     while offset < end:
         remaining = end - offset
-        if remaining < SIZE_NLMSGHDR:
-            _reject(
-                strict,
-                f"truncated netlink header: {remaining} bytes",
-                offset,
-                out,
-                start_len,
-                state,
-            )
-            return
-        length, kind = _NLMSGHDR.unpack_from(buffer, offset)[:2]
-        if length < SIZE_NLMSGHDR or length > remaining:
-            _reject(
-                strict,
-                f"nlmsg_len {length} outside [{SIZE_NLMSGHDR}, {remaining}]",
-                offset,
-                out,
-                start_len,
-                state,
-            )
-            return
-        next_offset = offset + nlmsg_align(length)
-        if kind == _NLMSG_DONE:
-            if length < _DATA_OFFSET:
-                _reject(
-                    strict,
-                    f"connector message of {length} bytes is too short",
-                    offset,
-                    out,
-                    start_len,
-                    state,
-                )
-                offset = next_offset
-                continue
-            (_, _, _, _, _, idx, val, seq, ack, cn_len, _, what, cpu, timestamp) = head_unpack(
-                buffer, offset
-            )
-            if (idx, val) != _PROC_ID:
-                _reject(strict, f"foreign connector id {idx}.{val}", offset, out, start_len, state)
-                offset = next_offset
-                continue
-            if _EVENT_OFFSET + cn_len > length or cn_len < PROC_EVENT_HEADER_SIZE:
-                _reject(
-                    strict,
-                    f"cn_msg.len {cn_len} does not fit nlmsg_len {length}",
-                    offset,
-                    out,
-                    start_len,
-                    state,
-                )
-                offset = next_offset
-                continue
-            decoder = decoders.get(what)
-            data_end = offset + _EVENT_OFFSET + cn_len
-            if decoder is None:
-                event: ProcEvent = _new(
-                    UnknownEvent,
-                    (what, cpu, timestamp, bytes(buffer[offset + _DATA_OFFSET : data_end])),
-                )
-            else:
-                cls, unpacker, needed = decoder
-                if cn_len - PROC_EVENT_HEADER_SIZE < needed:
-                    _reject(
-                        strict,
-                        f"{cls.NAME} event needs {needed} bytes of data, has "
-                        f"{cn_len - PROC_EVENT_HEADER_SIZE}",
-                        offset,
-                        out,
-                        start_len,
-                        state,
-                    )
-                    offset = next_offset
-                    continue
-                values = unpacker.unpack_from(buffer, offset + _DATA_OFFSET)
-                if cls is CommEvent:
-                    name = values[2].split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
-                    values = (values[0], values[1], name)
-                event = _new(cls, (what, cpu, timestamp, *values))
-            if state is not None:
-                if state.track_sequence:
-                    last = state.last_sequence.get(cpu)
-                    state.last_sequence[cpu] = seq
-                    if last is not None:
-                        gap = (seq - last - 1) & 0xFFFFFFFF
-                        if 0 < gap < 0x80000000:  # a larger "gap" is reordering, not loss
-                            state.lost += gap
-                            out.append(EventsLost(gap, cpu))
+        # Fast path: a well-formed proc event, read with one unpack of the whole message.
+        if remaining >= _DATA_OFFSET:
+            whole = whole_unpackers.get(what_unpack(buffer, offset + _EVENT_OFFSET)[0])
+            if whole is not None and remaining >= whole[1].size:
+                cls, unpacker, minimum_cn_len = whole
+                values = unpacker.unpack_from(buffer, offset)
+                length = values[0]
                 if (
-                    what == 0
-                    and state.ack_token is not None
-                    and ack == (state.ack_token + 1) & 0xFFFFFFFF
+                    values[1] == _NLMSG_DONE
+                    and unpacker.size <= length <= remaining
+                    and values[5] == _PROC_IDX
+                    and values[6] == _PROC_VAL
+                    and minimum_cn_len <= values[9] <= length - _EVENT_OFFSET
                 ):
-                    state.ack_error = event.err  # type: ignore[attr-defined]
-                    offset = next_offset
+                    if cls is CommEvent:
+                        name = values[-1].split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+                        event = _new(cls, (*values[11:-1], name))
+                    else:
+                        event = _new(cls, values[11:])
+                    if state is None:
+                        out.append(event)
+                    else:
+                        exit_code = values[_WHOLE_EXIT_CODE] if cls is _ExitEvent else 0
+                        _deliver(
+                            state,
+                            event,
+                            values[11],
+                            values[12],
+                            values[7],
+                            values[8],
+                            exit_code,
+                            out,
+                        )
+                    offset += (length + _ALIGN_MASK) & ~_ALIGN_MASK
                     continue
-                mask = state.mask
-                if mask != _ALL and not (
-                    what & mask
-                    or (
-                        what == _EXIT
-                        and mask & _NONZERO_EXIT
-                        and _U32.unpack_from(buffer, offset + _EXIT_CODE_OFFSET)[0]
-                    )
-                ):
-                    state.filtered += 1
-                    offset = next_offset
-                    continue
-                state.received += 1
-            out.append(event)
-        elif kind == _NLMSG_NOOP:
-            pass
-        elif kind == _NLMSG_ERROR:
-            if length < SIZE_NLMSGHDR + _NLMSGERR_ERROR.size:
-                _reject(strict, "truncated NLMSG_ERROR", offset, out, start_len, state)
-            else:
-                (error,) = _NLMSGERR_ERROR.unpack_from(buffer, offset + SIZE_NLMSGHDR)
-                if error:
-                    code = -error
-                    raise OSError(code, f"{os.strerror(code)} (netlink error from the kernel)")
-        elif kind == _NLMSG_OVERRUN:
-            if state is None or strict:
-                raise OverrunError(None)
-            out.append(EventsLost(None))
-        else:
+        if not _decode_one(buffer, offset, end, out, state, strict, start_len):
+            return
+        length = _NLMSGHDR.unpack_from(buffer, offset)[0]
+        offset += (length + _ALIGN_MASK) & ~_ALIGN_MASK
+
+
+def _decode_one(
+    buffer: Any,
+    offset: int,
+    end: int,
+    out: Any,
+    state: DecodeState | None,
+    strict: bool,
+    start_len: int,
+) -> bool:
+    """Any one message, with every check spelled out; False when the rest is unreadable."""
+    remaining = end - offset
+    if remaining < SIZE_NLMSGHDR:
+        _reject(
+            strict, f"truncated netlink header: {remaining} bytes", offset, out, start_len, state
+        )
+        return False
+    length, kind = _NLMSGHDR.unpack_from(buffer, offset)[:2]
+    if length < SIZE_NLMSGHDR or length > remaining:
+        _reject(
+            strict,
+            f"nlmsg_len {length} outside [{SIZE_NLMSGHDR}, {remaining}]",
+            offset,
+            out,
+            start_len,
+            state,
+        )
+        return False
+    if kind == _NLMSG_DONE:
+        if length < _DATA_OFFSET:
             _reject(
-                strict, f"unexpected netlink message type {kind}", offset, out, start_len, state
+                strict,
+                f"connector message of {length} bytes is too short",
+                offset,
+                out,
+                start_len,
+                state,
             )
-        offset = next_offset
+            return True
+        (_, _, _, _, _, idx, val, seq, ack, cn_len, _, what, cpu, timestamp) = _HEAD.unpack_from(
+            buffer, offset
+        )
+        if (idx, val) != (_PROC_IDX, _PROC_VAL):
+            _reject(strict, f"foreign connector id {idx}.{val}", offset, out, start_len, state)
+            return True
+        if _EVENT_OFFSET + cn_len > length or cn_len < PROC_EVENT_HEADER_SIZE:
+            _reject(
+                strict,
+                f"cn_msg.len {cn_len} does not fit nlmsg_len {length}",
+                offset,
+                out,
+                start_len,
+                state,
+            )
+            return True
+        decoder = _DECODERS.get(what)
+        data_end = offset + _EVENT_OFFSET + cn_len
+        exit_code = 0
+        if decoder is None:
+            data = bytes(buffer[offset + _DATA_OFFSET : data_end])
+            event: ProcEvent = _new(UnknownEvent, (what, cpu, timestamp, data))
+        else:
+            cls, unpacker, needed = decoder
+            if cn_len - PROC_EVENT_HEADER_SIZE < needed:
+                _reject(
+                    strict,
+                    f"{cls.NAME} event needs {needed} bytes of data, has "
+                    f"{cn_len - PROC_EVENT_HEADER_SIZE}",
+                    offset,
+                    out,
+                    start_len,
+                    state,
+                )
+                return True
+            values = unpacker.unpack_from(buffer, offset + _DATA_OFFSET)
+            if cls is CommEvent:
+                name = values[2].split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+                values = (values[0], values[1], name)
+            if cls is _ExitEvent:
+                exit_code = _U32.unpack_from(buffer, offset + _EXIT_CODE_OFFSET)[0]
+            event = _new(cls, (what, cpu, timestamp, *values))
+        if state is None:
+            out.append(event)
+        else:
+            _deliver(state, event, what, cpu, seq, ack, exit_code, out)
+    elif kind == _NLMSG_NOOP:
+        pass
+    elif kind == _NLMSG_ERROR:
+        if length < SIZE_NLMSGHDR + _NLMSGERR_ERROR.size:
+            _reject(strict, "truncated NLMSG_ERROR", offset, out, start_len, state)
+        else:
+            (error,) = _NLMSGERR_ERROR.unpack_from(buffer, offset + SIZE_NLMSGHDR)
+            if error:
+                code = -error
+                raise OSError(code, f"{os.strerror(code)} (netlink error from the kernel)")
+    elif kind == _NLMSG_OVERRUN:
+        if state is None or strict:
+            raise OverrunError(None)
+        out.append(EventsLost(None))
+    else:
+        _reject(strict, f"unexpected netlink message type {kind}", offset, out, start_len, state)
+    return True
 
 
 def parse_events(buffer: Any, nbytes: int | None = None) -> list[ProcEvent]:
@@ -265,10 +323,11 @@ def parse_events(buffer: Any, nbytes: int | None = None) -> list[ProcEvent]:
     ``NLMSG_ERROR`` and :class:`OverrunError` for an ``NLMSG_OVERRUN``. Acks are returned as
     :class:`AckEvent`.
     """
-    view = memoryview(buffer).cast("B")
-    end = len(view) if nbytes is None else nbytes
-    if not 0 <= end <= len(view):
-        raise ValueError(f"nbytes {nbytes} outside the buffer's {len(view)} bytes")
+    view = buffer if type(buffer) in _BYTES_TYPES else memoryview(buffer).cast("B")
+    size = len(view)
+    end = size if nbytes is None else nbytes
+    if not 0 <= end <= size:
+        raise ValueError(f"nbytes {nbytes} outside the buffer's {size} bytes")
     out: list[ProcEvent] = []
     decode(view, 0, end, out)
     return out
