@@ -13,7 +13,8 @@ import ctypes
 import errno
 import os
 import socket
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from pyprocconn.kernel.netlink import sockaddr_nl
@@ -147,7 +148,12 @@ class RecvFrom:
 
 
 class RecvBatch:
-    """``recvmmsg`` into ``slots`` buffers of ``slot_size`` bytes, with each sender's address."""
+    """``recvmmsg`` into ``slots`` buffers of ``slot_size`` bytes, with each sender's address.
+
+    The per-call bookkeeping avoids ctypes attribute access (slow): the value-result fields are
+    restored by copying a pristine image of the header array, and results are read with
+    :mod:`struct` from a memoryview of it.
+    """
 
     def __init__(self, slots: int, slot_size: int) -> None:
         self.slots, self.slot_size = slots, slot_size
@@ -162,26 +168,37 @@ class RecvBatch:
             self._iov[i].iov_len = slot_size
             header = self.headers[i].msg_hdr
             header.msg_name = ctypes.addressof(self.names[i])
+            header.msg_namelen = ctypes.sizeof(sockaddr_nl)
             header.msg_iov = ctypes.pointer(self._iov[i])
             header.msg_iovlen = 1
-        self._namelen = ctypes.sizeof(sockaddr_nl)
-        self._dirty = slots  # slots whose value-result fields the last call overwrote
-        self._recvmmsg = _FUNCTIONS["recvmmsg"]
+        self._header_size = ctypes.sizeof(mmsghdr)
+        self._headers_view = memoryview(self.headers).cast("B")
+        self._names_view = memoryview(self.names).cast("B")
+        self._pristine = bytes(self._headers_view)
+        flags_at = mmsghdr.msg_hdr.offset + msghdr.msg_flags.offset
+        length_at = mmsghdr.msg_len.offset
+        self._result = struct.Struct(
+            f"={flags_at}xi{length_at - flags_at - 4}xI{self._header_size - length_at - 4}x"
+        )
+        pid_at: int = getattr(sockaddr_nl, "nl_pid").offset  # noqa: B009 - typed as int
+        self._sender = struct.Struct(f"={pid_at}xI{ctypes.sizeof(sockaddr_nl) - pid_at - 4}x")
+        self._dirty = 0  # headers whose value-result fields the last call overwrote
+        self._count = 0
 
     def __call__(self, fd: int, flags: int, limit: int | None = None) -> int:
         """Datagrams received (at most ``limit``); raises OSError (EAGAIN when none queued)."""
         count = self.slots if limit is None else max(1, min(limit, self.slots))
-        headers, namelen = self.headers, self._namelen
-        for i in range(self._dirty):
-            hdr = headers[i].msg_hdr
-            hdr.msg_namelen = namelen
-            hdr.msg_flags = 0
-        self._dirty = 0
-        received = call("recvmmsg", fd, headers, count, flags, None)
-        self._dirty = received
+        if self._dirty:
+            end = self._dirty * self._header_size
+            self._headers_view[:end] = self._pristine[:end]
+            self._dirty = 0
+        received = call("recvmmsg", fd, self.headers, count, flags, None)
+        self._dirty = self._count = received
         return received
 
-    def datagram(self, index: int) -> tuple[int, int, int]:
-        """(bytes received, msg_flags, sender port id) of slot ``index`` after a call."""
-        header = self.headers[index]
-        return header.msg_len, header.msg_hdr.msg_flags, self.names[index].nl_pid
+    def results(self) -> Iterator[tuple[tuple[int, int], tuple[int]]]:
+        """((msg_flags, bytes received), (sender port id,)) of each datagram of the last call."""
+        count = self._count
+        headers = self._result.iter_unpack(self._headers_view[: count * self._header_size])
+        senders = self._sender.iter_unpack(self._names_view[: count * ctypes.sizeof(sockaddr_nl)])
+        return zip(headers, senders)  # noqa: B905 - both have exactly `count` items

@@ -18,7 +18,7 @@ from pyprocconn import _libc
 from pyprocconn.errors import ConnectorUnavailableError, OverrunError
 from pyprocconn.events import EventsLost, EventType, ProcEvent
 from pyprocconn.kernel import cn_proc, connector, netlink
-from pyprocconn.parse import DecodeState, decode
+from pyprocconn.parse import DecodeState, decode_slots
 from pyprocconn.wire import SIZE_CN_MSG, SIZE_NLMSGHDR, offsetof
 
 # 4 MiB asked for; the kernel doubles it: room for about 10,000 queued events (~832 bytes each).
@@ -31,6 +31,9 @@ _BATCH_SLOTS = 64
 _SLOT_SIZE = 1024  # one proc event datagram is 76 bytes; larger ones are foreign or future
 _ALL = EventType.ALL.value
 _EAGAIN = (errno.EAGAIN, errno.EWOULDBLOCK)
+# Plain ints: the socket module's are enum members, whose operators are slow on a hot path.
+_MSG_DONTWAIT, _MSG_TRUNC = int(socket.MSG_DONTWAIT), int(socket.MSG_TRUNC)
+_MSG_WAITFORONE = _libc.MSG_WAITFORONE
 
 Buffer = bytearray | memoryview | ctypes.Array[Any]
 
@@ -200,34 +203,38 @@ class ProcConnector:
         return bool(self._poll.poll(None if timeout is None else max(0.0, timeout) * 1000))
 
     def _fill(self, timeout: float | None, linger: float) -> bool:
-        """Wait up to ``timeout`` for datagrams, then decode all that are queued into pending."""
-        if not self._wait(timeout):
-            return False
-        if linger > 0:
-            time.sleep(linger)
+        """Wait up to ``timeout`` (None: forever) for datagrams, let more arrive for ``linger``
+        seconds, then decode all that are queued into pending. False on timeout."""
         batch, fd, state, pending = self._batch, self._fd, self._state, self._pending
         slots, slot_size, buffer = batch.slots, batch.slot_size, batch.buffer
+        if timeout is None:
+            flags = _MSG_WAITFORONE  # block in recvmmsg itself: one system call per wake-up
+        else:
+            if not self._wait(timeout):
+                return False
+            flags = _MSG_DONTWAIT
+        lingering = linger > 0
         while True:
+            if lingering and flags == _MSG_DONTWAIT:
+                time.sleep(linger)  # events come in bursts: take the burst in one go
+                lingering = False
             try:
-                count = batch(fd, socket.MSG_DONTWAIT)
+                count = batch(fd, flags)
             except OSError as error:
                 if error.errno in _EAGAIN:
                     return True
                 if error.errno == errno.ENOBUFS:
                     self._overruns += 1
                     pending.append(EventsLost(None))
+                    state.markers += 1
+                    flags = _MSG_DONTWAIT
                     continue
                 raise
-            for index in range(count):
-                nbytes, flags, sender = batch.datagram(index)
-                if sender != 0:
-                    self._foreign += 1
-                elif flags & socket.MSG_TRUNC:
-                    state.malformed += 1
-                else:
-                    start = index * slot_size
-                    decode(buffer, start, start + nbytes, pending, state, False)
-            if count < slots:
+            flags = _MSG_DONTWAIT
+            foreign, truncated = decode_slots(buffer, slot_size, batch.results(), pending, state)
+            self._foreign += foreign
+            state.malformed += truncated
+            if count < slots and not lingering:
                 return True
 
     def _receive_into(self, buf: Buffer, timeout: float | None) -> bool:
@@ -246,18 +253,24 @@ class ProcConnector:
             if error.errno == errno.ENOBUFS:
                 self._overruns += 1
                 self._pending.append(EventsLost(None))
+                self._state.markers += 1
                 return True
             raise
-        if self._recvfrom.sender.nl_pid != 0:
-            self._foreign += 1
-        elif nbytes > len(view):
-            self._state.malformed += 1  # truncated: the buffer was too small for it
-        else:
-            decode(view, 0, nbytes, self._pending, self._state, False)
+        flags = _MSG_TRUNC if nbytes > len(view) else 0  # the buffer was too small for it
+        received = [((flags, min(nbytes, len(view))), (self._recvfrom.sender.nl_pid,))]
+        foreign, truncated = decode_slots(view, 0, received, self._pending, self._state)
+        self._foreign += foreign
+        self._state.malformed += truncated
         return True
 
-    def _pop(self) -> ProcEvent:
+    def _take(self) -> ProcEvent | EventsLost:
         item = self._pending.popleft()
+        if type(item) is EventsLost:
+            self._state.markers -= 1
+        return item
+
+    def _pop(self) -> ProcEvent:
+        item = self._take()
         if isinstance(item, EventsLost):
             raise OverrunError(item.lost, cpu=item.cpu)
         return item
@@ -297,17 +310,21 @@ class ProcConnector:
         deadline = None if timeout is None else time.monotonic() + timeout
         pending = self._pending
         while not pending:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return []
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             self._fill(remaining, linger)
-        out: list[ProcEvent] = []
+            if not pending and remaining == 0.0:
+                return []
+        if not self._state.markers and len(pending) <= max_events:
+            out: list[Any] = list(pending)  # the usual case: no loss inside, take everything
+            pending.clear()
+            return out
+        out = []
         while pending and len(out) < max_events:
-            if isinstance(pending[0], EventsLost):
+            if type(pending[0]) is EventsLost:
                 if out:
                     break
-                self._pop()
-            out.append(pending.popleft())  # type: ignore[arg-type]
+                self._pop()  # raises OverrunError
+            out.append(self._take())
         return out
 
     def __iter__(self) -> Iterator[ProcEvent | EventsLost]:
@@ -316,7 +333,7 @@ class ProcConnector:
         pending = self._pending
         while True:
             while pending:
-                yield pending.popleft()
+                yield self._take()
             self._fill(None, self._linger)
 
     async def __aiter__(self) -> AsyncIterator[ProcEvent | EventsLost]:
@@ -326,7 +343,7 @@ class ProcConnector:
         pending = self._pending
         while True:
             while pending:
-                yield pending.popleft()
+                yield self._take()
             ready = loop.create_future()
             loop.add_reader(self._fd, _wake, ready)
             try:

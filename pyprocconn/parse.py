@@ -8,8 +8,9 @@ is read, so nothing reads past ``nbytes`` whatever the bytes say.
 from __future__ import annotations
 
 import os
+import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,14 +73,10 @@ _PROC_IDX, _PROC_VAL = connector.CN_IDX_PROC, connector.CN_VAL_PROC
 _ALIGN_MASK = netlink.NLMSG_ALIGNTO - 1
 _ExitEvent = _EVENT_CLASSES[EventType.EXIT.value]
 # what -> (event class, unpacker of the whole message, smallest valid cn_msg.len): the fast path.
-_WHOLE: dict[int, tuple[type[ProcEvent], struct.Struct, int]] = {
-    what: (
-        cls,
-        struct.Struct(_HEAD.format + unpacker.format.lstrip("=")),
-        PROC_EVENT_HEADER_SIZE + unpacker.size,
-    )
-    for what, (cls, unpacker, _) in _DECODERS.items()
-}
+_WHOLE: dict[int, tuple[type[ProcEvent], Any, int, int]] = {}
+for _what, (_cls, _unpacker, _) in _DECODERS.items():
+    _whole = struct.Struct(_HEAD.format + _unpacker.format.lstrip("="))
+    _WHOLE[_what] = (_cls, _whole.unpack_from, _whole.size, PROC_EVENT_HEADER_SIZE + _unpacker.size)
 # Index of exit_code in the whole-message values of an exit event.
 _WHOLE_EXIT_CODE = len(_HEAD.unpack(bytes(_HEAD.size))) + 2
 _NLMSG_DONE, _NLMSG_NOOP = netlink.NLMSG_DONE, netlink.NLMSG_NOOP
@@ -87,6 +84,7 @@ _NLMSG_ERROR, _NLMSG_OVERRUN = netlink.NLMSG_ERROR, netlink.NLMSG_OVERRUN
 _EXIT, _NONZERO_EXIT = EventType.EXIT.value, EventType.NONZERO_EXIT.value
 _ALL = EventType.ALL.value
 _BYTES_TYPES = (bytes, bytearray)
+_MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: enum operators are slow on a hot path
 _new: Any = tuple.__new__  # builds an event from a tuple without a Python-level __new__
 
 
@@ -103,6 +101,7 @@ class DecodeState:
     lost: int = 0
     malformed: int = 0
     filtered: int = 0
+    markers: int = 0  # EventsLost items appended and not yet taken by the reader
 
 
 def _reject(
@@ -139,6 +138,7 @@ def _deliver(
             if 0 < gap < 0x80000000:  # a larger "gap" is reordering, not loss
                 state.lost += gap
                 out.append(EventsLost(gap, cpu))
+                state.markers += 1
     if what == 0 and state.ack_token is not None and ack == (state.ack_token + 1) & 0xFFFFFFFF:
         state.ack_error = event.err  # type: ignore[attr-defined]
         return
@@ -164,51 +164,46 @@ def decode(
     messages are counted in ``state.malformed`` and skipped. With a state, sequence gaps append
     :class:`EventsLost` before the event that revealed them.
     """
-    whole_unpackers = _WHOLE
-    what_unpack = _U32.unpack_from
     start_len = len(out)
     offset = start
+    whole_get, what_unpack, append = _WHOLE.get, _U32.unpack_from, out.append
+    data_offset, event_offset, align_mask = _DATA_OFFSET, _EVENT_OFFSET, _ALIGN_MASK
+    done, proc_idx, proc_val, comm_event = _NLMSG_DONE, _PROC_IDX, _PROC_VAL, CommEvent
     while offset < end:
-        remaining = end - offset
-        # Fast path: a well-formed proc event, read with one unpack of the whole message.
-        if remaining >= _DATA_OFFSET:
-            whole = whole_unpackers.get(what_unpack(buffer, offset + _EVENT_OFFSET)[0])
-            if whole is not None and remaining >= whole[1].size:
-                cls, unpacker, minimum_cn_len = whole
-                values = unpacker.unpack_from(buffer, offset)
-                length = values[0]
-                if (
-                    values[1] == _NLMSG_DONE
-                    and unpacker.size <= length <= remaining
-                    and values[5] == _PROC_IDX
-                    and values[6] == _PROC_VAL
-                    and minimum_cn_len <= values[9] <= length - _EVENT_OFFSET
-                ):
-                    if cls is CommEvent:
-                        name = values[-1].split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
-                        event = _new(cls, (*values[11:-1], name))
-                    else:
-                        event = _new(cls, values[11:])
-                    if state is None:
-                        out.append(event)
-                    else:
-                        exit_code = values[_WHOLE_EXIT_CODE] if cls is _ExitEvent else 0
-                        _deliver(
-                            state,
-                            event,
-                            values[11],
-                            values[12],
-                            values[7],
-                            values[8],
-                            exit_code,
-                            out,
-                        )
-                    offset += (length + _ALIGN_MASK) & ~_ALIGN_MASK
-                    continue
+        # Pure parsing takes a fast path for well-formed proc events, until one is not.
+        while state is None:
+            remaining = end - offset
+            if remaining < data_offset:
+                break
+            whole = whole_get(what_unpack(buffer, offset + event_offset)[0])
+            if whole is None:
+                break
+            cls, unpack, size, minimum_cn_len = whole
+            if remaining < size:
+                break
+            values = unpack(buffer, offset)
+            length = values[0]
+            if not (
+                values[1] == done
+                and size <= length <= remaining
+                and values[5] == proc_idx
+                and values[6] == proc_val
+                and minimum_cn_len <= values[9] <= length - event_offset
+            ):
+                break
+            if cls is comm_event:
+                name = values[-1].split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+                append(_new(cls, (*values[11:-1], name)))
+            else:
+                append(_new(cls, values[11:]))
+            offset += (length + align_mask) & ~align_mask
+        if offset >= end:
+            return
+        # Anything else: one message, with every check spelled out.
         if not _decode_one(buffer, offset, end, out, state, strict, start_len):
             return
         length = _NLMSGHDR.unpack_from(buffer, offset)[0]
-        offset += (length + _ALIGN_MASK) & ~_ALIGN_MASK
+        offset += (length + align_mask) & ~align_mask
 
 
 def _decode_one(
@@ -309,9 +304,89 @@ def _decode_one(
         if state is None or strict:
             raise OverrunError(None)
         out.append(EventsLost(None))
+        state.markers += 1
     else:
         _reject(strict, f"unexpected netlink message type {kind}", offset, out, start_len, state)
     return True
+
+
+def decode_slots(
+    buffer: Any,
+    slot_size: int,
+    results: Iterable[tuple[tuple[int, int], tuple[int]]],
+    out: Any,
+    state: DecodeState,
+) -> tuple[int, int]:
+    """The connector's hot path: decode a ``recvmmsg`` batch whose datagram ``i`` sits at
+    ``buffer[i * slot_size:]``; ``results`` gives ((msg_flags, bytes), (sender port id,)) of each.
+
+    Datagrams not sent by the kernel (port id 0) and truncated ones are skipped; returns how
+    many of each, (foreign, truncated). The usual datagram (one well-formed event) is decoded
+    inline; anything else goes through :func:`decode`.
+    """
+    foreign = truncated = received = 0
+    whole_get, what_unpack, append = _WHOLE.get, _U32.unpack_from, out.append
+    track, last_sequence = state.track_sequence, state.last_sequence
+    mask, ack_token = state.mask, state.ack_token
+    filtered = mask != _ALL
+    start = -slot_size
+    for (flags, nbytes), (sender,) in results:
+        start += slot_size
+        if sender:
+            foreign += 1
+            continue
+        if flags & _MSG_TRUNC:
+            truncated += 1
+            continue
+        whole = (
+            whole_get(what_unpack(buffer, start + _EVENT_OFFSET)[0])
+            if nbytes >= _DATA_OFFSET
+            else None
+        )
+        if whole is None or nbytes < whole[2]:
+            decode(buffer, start, start + nbytes, out, state, False)
+            continue
+        cls, unpack, size, minimum_cn_len = whole
+        values = unpack(buffer, start)
+        length = values[0]
+        if not (
+            values[1] == _NLMSG_DONE
+            and size <= length <= nbytes
+            and values[5] == _PROC_IDX
+            and values[6] == _PROC_VAL
+            and minimum_cn_len <= values[9] <= length - _EVENT_OFFSET
+        ):
+            decode(buffer, start, start + nbytes, out, state, False)
+            continue
+        what, cpu = values[11], values[12]
+        if track:
+            seq = values[7]
+            last = last_sequence.get(cpu)
+            last_sequence[cpu] = seq
+            if last is not None and seq != (last + 1) & 0xFFFFFFFF:
+                gap = (seq - last - 1) & 0xFFFFFFFF
+                if gap < 0x80000000:  # a larger "gap" is reordering, not loss
+                    state.lost += gap
+                    append(EventsLost(gap, cpu))
+                    state.markers += 1
+        if what == 0 and ack_token is not None and values[8] == (ack_token + 1) & 0xFFFFFFFF:
+            state.ack_error = values[14]
+        elif filtered and not (
+            what & mask or (what == _EXIT and mask & _NONZERO_EXIT and values[_WHOLE_EXIT_CODE])
+        ):
+            state.filtered += 1
+        else:
+            if cls is CommEvent:
+                name = values[-1].split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+                append(_new(cls, (*values[11:-1], name)))
+            else:
+                append(_new(cls, values[11:]))
+            received += 1
+        aligned = (length + _ALIGN_MASK) & ~_ALIGN_MASK
+        if aligned < nbytes:  # more messages in this datagram
+            decode(buffer, start + aligned, start + nbytes, out, state, False)
+    state.received += received
+    return foreign, truncated
 
 
 def parse_events(buffer: Any, nbytes: int | None = None) -> list[ProcEvent]:

@@ -1,7 +1,7 @@
 """``python -m tests``: every check CI runs, in order, from the project root.
 
-Generated layer up to date, ruff (lint and format), mypy --strict, then pytest.
-Extra arguments go to pytest.
+Generated layer up to date, ruff (lint and format), mypy --strict, pytest, and the benchmark's
+quick mode (so it cannot rot; it reports but does not judge). Extra arguments go to pytest.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ def main() -> int:
         [python, "-m", "ruff", "check", "."],
         [python, "-m", "ruff", "format", "--check", "."],
         [python, "-m", "mypy"],
+        [python, "-m", "benchmarks", "--quick"],
         [python, "-m", "pytest", *sys.argv[1:]],
     ]
     failed = []
