@@ -106,6 +106,9 @@ def live_pyprocconn(
     _wait_ready(consumer)
     storm_result = run_storm(storm, workers, seconds)
     if mode != "pyroute2":
+        # A CPU's loss shows as a sequence gap at its next event: make one on every CPU.
+        for cpu in sorted(os.sched_getaffinity(0)):
+            subprocess.run(["taskset", "-c", str(cpu), "/bin/true"], check=True)
         time.sleep(1.0)  # let the consumer drain what is queued
         consumer.send_signal(signal.SIGUSR1)
     out, err = consumer.communicate(timeout=listen + 30)
@@ -260,8 +263,8 @@ def main() -> int:
             ("forkstat (C)", lambda: live_forkstat(storm, workers, seconds)),
             ("pyroute2 ProcEventSocket", lambda: live_pyroute2(storm, workers, seconds)),
             (
-                "pyprocconn recv_batch, rcvbuf forced to 64 KiB",
-                lambda: live_pyprocconn(storm, "batch", workers, seconds, rcvbuf=32768),
+                "pyprocconn recv_batch, rcvbuf forced to 4 KiB",
+                lambda: live_pyprocconn(storm, "batch", workers, seconds, rcvbuf=2048),
             ),
         ]
         for name, plan in plans:

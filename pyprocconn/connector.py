@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import errno
+import os
 import random
 import select
 import socket
@@ -83,7 +84,10 @@ class ProcConnector:
     events were lost, then go on with the events after it. The iterators never stop for loss:
     they yield an :class:`EventsLost` item there instead. :attr:`stats` counts everything.
 
-    Not thread-safe: use one connector per thread. Raises ``OSError`` subclasses when the
+    Threads: a connector may be handed from one thread to another, but only one thread may use
+    it at a time; give each thread its own connector. fork(): the child must not use the parent's
+    connector; closing it there (or at the child's exit) only drops the child's descriptor, so
+    the parent's subscription goes on. Raises ``OSError`` subclasses when the
     kernel refuses (``PermissionError`` on old kernels without CAP_NET_ADMIN) and
     :class:`ConnectorUnavailableError` when it never answers.
     """
@@ -107,6 +111,7 @@ class ProcConnector:
         self._overruns = 0
         self._filter_mode: Literal["none", "kernel", "user"] = "none"
         self._fd = -1
+        self._owner_pid = os.getpid()  # a forked child must not unsubscribe its parent
         try:
             self._fd = _libc.socket_netlink(netlink.NETLINK_CONNECTOR)
         except OSError as error:
@@ -418,9 +423,12 @@ class ProcConnector:
             return
         fd, self._fd = self._fd, -1
         try:
-            _libc.sendto_kernel(
-                fd, _control_message(cn_proc.PROC_CN_MCAST_IGNORE, None, self._token())
-            )
+            # After fork() parent and child share the socket: only the process that opened it
+            # unsubscribes; a child just drops its descriptor.
+            if os.getpid() == self._owner_pid:
+                _libc.sendto_kernel(
+                    fd, _control_message(cn_proc.PROC_CN_MCAST_IGNORE, None, self._token())
+                )
         except OSError:
             pass  # closing anyway; the kernel forgets a closed socket's filter
         finally:

@@ -1,0 +1,286 @@
+"""Hostile and unlucky conditions against the real kernel: forged senders, overruns, signals,
+resources, namespaces. Each test is named in SECURITY.md next to the guarantee it shows."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import pyprocconn as pc
+from pyprocconn.connector import _control_message
+from tests import triggers
+from tests.triggers import collect, of
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
+NOBODY = 65534
+
+
+def _forged_exec(pid: int) -> bytes:
+    event = pc.kernel.cn_proc.proc_event(what=pc.PROC_EVENT_EXEC)
+    event.event_data.exec.process_pid = event.event_data.exec.process_tgid = pid
+    body = pc.kernel.connector.cn_msg(
+        id=pc.kernel.connector.cb_id(idx=pc.CN_IDX_PROC, val=pc.CN_VAL_PROC),
+        len=ctypes.sizeof(event),
+    )
+    header = pc.kernel.netlink.nlmsghdr(
+        nlmsg_len=pc.SIZE_NLMSGHDR + pc.SIZE_CN_MSG + ctypes.sizeof(event),
+        nlmsg_type=pc.NLMSG_DONE,
+    )
+    return bytes(header) + bytes(body) + bytes(event)
+
+
+@pytest.fixture
+def conn() -> Iterator[pc.ProcConnector]:
+    with pc.ProcConnector() as connector:
+        yield connector
+
+
+def _send_as_nobody(data: bytes, addresses: list[tuple[int, int]]) -> list[int]:
+    """Fork, drop to uid/gid nobody, send ``data`` to each address: errno of each (0: sent)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the unprivileged forger
+        errors = [255] * len(addresses)
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            forger = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, pc.NETLINK_CONNECTOR)
+            forger.bind((0, 0))
+            for index, address in enumerate(addresses):
+                try:
+                    forger.sendto(data, address)
+                    errors[index] = 0
+                except OSError as error:
+                    errors[index] = error.errno or 255
+        finally:
+            os.write(write_end, bytes(errors))
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    result = os.read(read_end, len(addresses))
+    os.close(read_end)
+    return list(result)
+
+
+def test_forged_datagrams_from_an_unprivileged_user_are_dropped(conn: pc.ProcConnector) -> None:
+    fake_pid = 0x7FFFFFF1
+    before = conn.stats.foreign
+    errors = _send_as_nobody(_forged_exec(fake_pid), [(conn.port_id, 0), (0, pc.CN_IDX_PROC)])
+    # The kernel refuses both (EPERM: NETLINK_CONNECTOR has no unprivileged sends); whatever
+    # it let through would have to be counted as foreign and never delivered.
+    assert all(code in (0, errno.EPERM) for code in errors), errors
+    sent = errors.count(0)
+    events = collect(conn, lambda e: False, timeout=1.0)
+    assert conn.stats.foreign == before + sent
+    assert not of(events, pc.ExecEvent, fake_pid)
+
+
+def test_overrun_then_idle_is_not_a_busy_loop() -> None:
+    with pc.ProcConnector(rcvbuf=4096) as conn:
+        for child in [subprocess.Popen(["/bin/true"]) for _ in range(100)]:
+            child.wait(timeout=30)
+        overruns = 0
+        while True:
+            try:
+                if not conn.recv_batch(0.3):
+                    break
+            except pc.OverrunError:
+                overruns += 1
+        assert overruns >= 1 and conn.stats.overruns >= 1
+        # Drained: an idle second of waiting costs next to no CPU.
+        before = time.process_time()
+        conn.recv_batch(timeout=1.0)
+        assert time.process_time() - before < 0.5
+        pid = triggers.exit_with(0)
+        assert of(collect(conn, lambda e: bool(of(e, pc.ExitEvent, pid))), pc.ExitEvent, pid)
+
+
+def test_signal_handlers_during_a_receive_keep_the_deadline() -> None:
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    try:
+        with pc.ProcConnector(events=pc.EventType.PTRACE) as conn:
+            signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+            started = time.monotonic()
+            assert conn.recv_timeout(timeout=0.6) is None  # no InterruptedError
+            assert conn.recv_batch(timeout=0.4) == []
+            elapsed = time.monotonic() - started
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        assert len(fired) >= 5
+        assert elapsed >= 1.0  # each deadline was kept across the retries
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_signal_handlers_during_a_blocking_receive_are_retried() -> None:
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    try:
+        with pc.ProcConnector(events=pc.EventType.EXEC) as conn:
+            spawner = threading.Timer(0.5, lambda: subprocess.run(["/bin/true"], check=True))
+            signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+            spawner.start()
+            event = conn.recv()  # blocks in recvmmsg; EINTR is retried
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            spawner.join()
+        assert isinstance(event, pc.ExecEvent) and len(fired) >= 3
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("loop", ["for event in conn: pass", "conn.recv()"])
+def test_ctrl_c_interrupts_a_blocking_receive_promptly(loop: str) -> None:
+    script = (
+        "import pyprocconn as pc, sys\n"
+        "conn = pc.ProcConnector(events=pc.EventType.PTRACE)\n"
+        "print('ready', flush=True)\n"
+        f"{loop}\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    time.sleep(0.3)
+    sent = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=10)
+    assert time.monotonic() - sent < 2.0
+    assert "KeyboardInterrupt" in err
+
+
+def _passive_member_sees_events() -> bool:
+    """A socket that joined the group without LISTEN gets events only while someone listens."""
+    passive = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, pc.NETLINK_CONNECTOR)
+    try:
+        passive.bind((0, pc.CN_IDX_PROC))
+        passive.settimeout(0.5)
+        subprocess.run(["/bin/true"], check=True)
+        try:
+            passive.recv(1024)
+            return True
+        except TimeoutError:
+            return False
+    finally:
+        passive.close()
+
+
+def test_many_open_close_cycles_leak_no_descriptor() -> None:
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(10_000):
+        pc.ProcConnector().close()
+    assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_every_listen_is_matched_by_an_ignore(conn: pc.ProcConnector) -> None:
+    """The kernel acks each request to every all-events listener: count them."""
+    collect(conn, lambda e: False, timeout=0.3)  # drain
+    cycles = 500
+    for _ in range(cycles):
+        pc.ProcConnector().close()
+    acks: list[pc.AckEvent] = []
+    deadline = time.monotonic() + 10
+    while len(acks) < 2 * cycles and time.monotonic() < deadline:
+        acks += [e for e in conn.recv_batch(0.5) if isinstance(e, pc.AckEvent)]
+    acks += [e for e in conn.recv_batch(0.3) if isinstance(e, pc.AckEvent)]
+    assert len(acks) == 2 * cycles  # one LISTEN and one IGNORE per cycle...
+    assert all(a.err == 0 for a in acks)  # ...both accepted
+
+
+def test_closed_connectors_leave_no_listener_behind() -> None:
+    if _passive_member_sees_events():
+        pytest.skip(
+            "the kernel counts other listeners (another process, or one killed "
+            "without IGNORE earlier on this machine)"
+        )
+    with pc.ProcConnector():
+        assert _passive_member_sees_events()  # the probe works
+    for _ in range(100):
+        pc.ProcConnector().close()
+    assert not _passive_member_sees_events()
+
+
+def test_a_forked_child_does_not_disturb_the_parent(conn: pc.ProcConnector) -> None:
+    pid = os.fork()
+    if pid == 0:  # the child closes its copy (as exiting would) and leaves
+        conn.close()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert not conn.closed
+    child = triggers.exit_with(0)
+    assert of(collect(conn, lambda e: bool(of(e, pc.ExitEvent, child))), pc.ExitEvent, child)
+
+
+def test_each_thread_with_its_own_connector() -> None:
+    results: dict[str, list[pc.ProcEvent]] = {}
+    ready = threading.Barrier(3)
+    pid_box: list[int] = []
+
+    def listen(name: str) -> None:
+        with pc.ProcConnector() as connector:
+            ready.wait()
+            ready.wait()  # the child has run
+            results[name] = collect(connector, lambda e: bool(of(e, pc.ExitEvent, pid_box[0])))
+
+    threads = [threading.Thread(target=listen, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    pid_box.append(triggers.exit_with(0))
+    ready.wait()
+    for thread in threads:
+        thread.join(timeout=30)
+    for name in ("a", "b"):
+        assert of(results[name], pc.ExitEvent, pid_box[0])
+
+
+@pytest.mark.parametrize("namespaces", [["--user", "--map-root-user"], ["--pid", "--fork"]])
+def test_outside_the_initial_namespaces_construction_fails_cleanly(namespaces: list[str]) -> None:
+    script = textwrap.dedent("""
+        import os, time, pyprocconn as pc
+        before = sorted(os.listdir("/proc/self/fd"))
+        started = time.monotonic()
+        try:
+            pc.ProcConnector(ack_timeout=0.5)
+        except pc.ConnectorUnavailableError as error:
+            assert isinstance(error, OSError) and "namespace" in str(error)
+            after = sorted(os.listdir("/proc/self/fd"))
+            print(round(time.monotonic() - started, 2), after == before)
+    """)
+    done = subprocess.run(
+        ["unshare", *namespaces, sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    elapsed, no_leak = done.stdout.split()
+    assert float(elapsed) < 5 and no_leak == "True"
+
+
+def test_listen_with_an_invalid_operation_is_refused_by_the_kernel() -> None:
+    """The kernel's error ack (EINVAL) is what a refused subscription turns into: seen here as
+    an AckEvent by an all-events listener, since only the kernel can send acks."""
+    with pc.ProcConnector() as conn:
+        raw = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, pc.NETLINK_CONNECTOR)
+        try:
+            raw.bind((0, pc.CN_IDX_PROC))
+            raw.sendto(_control_message(7, None, 777), (0, 0))
+            events = collect(conn, lambda e: any(isinstance(a, pc.AckEvent) and a.err for a in e))
+        finally:
+            raw.close()
+    assert any(isinstance(a, pc.AckEvent) and a.err == 22 for a in events)
