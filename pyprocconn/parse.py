@@ -84,6 +84,7 @@ _NLMSG_ERROR, _NLMSG_OVERRUN = netlink.NLMSG_ERROR, netlink.NLMSG_OVERRUN
 _EXIT, _NONZERO_EXIT = EventType.EXIT.value, EventType.NONZERO_EXIT.value
 _ALL = EventType.ALL.value
 _BYTES_TYPES = (bytes, bytearray)
+_MAX_ERRNO = 4095  # the kernel's errno values are 1..4095
 _MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: enum operators are slow on a hot path
 _new: Any = tuple.__new__  # builds an event from a tuple without a Python-level __new__
 
@@ -297,9 +298,11 @@ def _decode_one(
             _reject(strict, "truncated NLMSG_ERROR", offset, out, start_len, state)
         else:
             (error,) = _NLMSGERR_ERROR.unpack_from(buffer, offset + SIZE_NLMSGHDR)
-            if error:
+            if -_MAX_ERRNO <= error < 0:
                 code = -error
                 raise OSError(code, f"{os.strerror(code)} (netlink error from the kernel)")
+            if error:  # the kernel sends 0 (an ack) or a negative errno, nothing else
+                _reject(strict, f"NLMSG_ERROR with error {error}", offset, out, start_len, state)
     elif kind == _NLMSG_OVERRUN:
         if state is None or strict:
             raise OverrunError(None)

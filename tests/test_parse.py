@@ -69,6 +69,9 @@ def test_nlmsg_error_becomes_oserror_and_overrun_becomes_overrun_error() -> None
     error = _message(pc.NLMSG_ERROR, struct.pack("=i", -errno.EPERM) + bytes(16))
     with pytest.raises(PermissionError):
         pc.parse_events(error)
+    for nonsense in (-(2**31), 5):
+        with pytest.raises(pc.MalformedMessageError, match=f"NLMSG_ERROR with error {nonsense}"):
+            pc.parse_events(_message(pc.NLMSG_ERROR, struct.pack("=i", nonsense) + bytes(16)))
     with pytest.raises(pc.OverrunError) as caught:
         pc.parse_events(_message(pc.NLMSG_OVERRUN))
     assert caught.value.lost is None
