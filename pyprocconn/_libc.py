@@ -155,7 +155,7 @@ class RecvBatch:
     :mod:`struct` from a memoryview of it.
     """
 
-    def __init__(self, slots: int, slot_size: int) -> None:
+    def __init__(self, slots: int, slot_size: int, group: int) -> None:
         self.slots, self.slot_size = slots, slot_size
         self.buffer = bytearray(slots * slot_size)
         self._raw = (ctypes.c_char * len(self.buffer)).from_buffer(self.buffer)
@@ -182,6 +182,10 @@ class RecvBatch:
         )
         pid_at: int = getattr(sockaddr_nl, "nl_pid").offset  # noqa: B009 - typed as int
         self._sender = struct.Struct(f"={pid_at}xI{ctypes.sizeof(sockaddr_nl) - pid_at - 4}x")
+        # The address the kernel writes for a multicast it sent to ``group``: when every
+        # datagram of a call carries it, one comparison clears them all.
+        kernel = sockaddr_nl(nl_family=socket.AF_NETLINK, nl_pid=0, nl_groups=1 << (group - 1))
+        self._from_kernel = bytes(kernel) * slots
         self._dirty = 0  # headers whose value-result fields the last call overwrote
         self._count = 0
 
@@ -196,9 +200,12 @@ class RecvBatch:
         self._dirty = self._count = received
         return received
 
-    def results(self) -> Iterator[tuple[tuple[int, int], tuple[int]]]:
-        """((msg_flags, bytes received), (sender port id,)) of each datagram of the last call."""
+    def results(self) -> tuple[Iterator[tuple[int, int]], list[int] | None]:
+        """The last call's (msg_flags, bytes received) of each datagram, and each sender's port
+        id, or None when the kernel sent them all (the usual case)."""
         count = self._count
         headers = self._result.iter_unpack(self._headers_view[: count * self._header_size])
-        senders = self._sender.iter_unpack(self._names_view[: count * ctypes.sizeof(sockaddr_nl)])
-        return zip(headers, senders)  # noqa: B905 - both have exactly `count` items
+        names = self._names_view[: count * ctypes.sizeof(sockaddr_nl)]
+        if names == self._from_kernel[: len(names)]:
+            return headers, None
+        return headers, [pid for (pid,) in self._sender.iter_unpack(names)]

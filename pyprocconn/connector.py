@@ -123,7 +123,7 @@ class ProcConnector:
                 ) from None
             raise
         try:
-            self._batch = _libc.RecvBatch(_BATCH_SLOTS, _SLOT_SIZE)
+            self._batch = _libc.RecvBatch(_BATCH_SLOTS, _SLOT_SIZE, connector.CN_IDX_PROC)
             self._recvfrom = _libc.RecvFrom()
             self._poll = select.poll()
             self._poll.register(self._fd, select.POLLIN)
@@ -236,7 +236,8 @@ class ProcConnector:
                     continue
                 raise
             flags = _MSG_DONTWAIT
-            foreign, truncated = decode_slots(buffer, slot_size, batch.results(), pending, state)
+            headers, senders = batch.results()
+            foreign, truncated = decode_slots(buffer, slot_size, headers, senders, pending, state)
             self._foreign += foreign
             state.malformed += truncated
             if count < slots and not lingering:
@@ -262,8 +263,9 @@ class ProcConnector:
                 return True
             raise
         flags = _MSG_TRUNC if nbytes > len(view) else 0  # the buffer was too small for it
-        received = [((flags, min(nbytes, len(view))), (self._recvfrom.sender.nl_pid,))]
-        foreign, truncated = decode_slots(view, 0, received, self._pending, self._state)
+        received = [(flags, min(nbytes, len(view)))]
+        sender = [self._recvfrom.sender.nl_pid]
+        foreign, truncated = decode_slots(view, 1, received, sender, self._pending, self._state)
         self._foreign += foreign
         self._state.malformed += truncated
         return True

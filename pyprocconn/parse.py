@@ -316,12 +316,14 @@ def _decode_one(
 def decode_slots(
     buffer: Any,
     slot_size: int,
-    results: Iterable[tuple[tuple[int, int], tuple[int]]],
+    results: Iterable[tuple[int, int]],
+    senders: list[int] | None,
     out: Any,
     state: DecodeState,
 ) -> tuple[int, int]:
     """The connector's hot path: decode a ``recvmmsg`` batch whose datagram ``i`` sits at
-    ``buffer[i * slot_size:]``; ``results`` gives ((msg_flags, bytes), (sender port id,)) of each.
+    ``buffer[i * slot_size:]``; ``results`` gives (msg_flags, bytes) of each, ``senders`` each
+    sender's port id (None: all were the kernel).
 
     Datagrams not sent by the kernel (port id 0) and truncated ones are skipped; returns how
     many of each, (foreign, truncated). The usual datagram (one well-formed event) is decoded
@@ -332,18 +334,20 @@ def decode_slots(
     track, last_sequence = state.track_sequence, state.last_sequence
     mask, ack_token = state.mask, state.ack_token
     filtered = mask != _ALL
+    event_offset, data_offset, align_mask = _EVENT_OFFSET, _DATA_OFFSET, _ALIGN_MASK
+    done, proc_idx, proc_val, comm_event, new = _NLMSG_DONE, _PROC_IDX, _PROC_VAL, CommEvent, _new
     start = -slot_size
-    for (flags, nbytes), (sender,) in results:
+    for flags, nbytes in results:
         start += slot_size
-        if sender:
-            foreign += 1
-            continue
-        if flags & _MSG_TRUNC:
-            truncated += 1
+        if flags & _MSG_TRUNC or (senders is not None and senders[start // slot_size]):
+            if flags & _MSG_TRUNC:
+                truncated += 1
+            else:
+                foreign += 1
             continue
         whole = (
-            whole_get(what_unpack(buffer, start + _EVENT_OFFSET)[0])
-            if nbytes >= _DATA_OFFSET
+            whole_get(what_unpack(buffer, start + event_offset)[0])
+            if nbytes >= data_offset
             else None
         )
         if whole is None or nbytes < whole[2]:
@@ -353,17 +357,16 @@ def decode_slots(
         values = unpack(buffer, start)
         length = values[0]
         if not (
-            values[1] == _NLMSG_DONE
+            values[1] == done
             and size <= length <= nbytes
-            and values[5] == _PROC_IDX
-            and values[6] == _PROC_VAL
-            and minimum_cn_len <= values[9] <= length - _EVENT_OFFSET
+            and values[5] == proc_idx
+            and values[6] == proc_val
+            and minimum_cn_len <= values[9] <= length - event_offset
         ):
             decode(buffer, start, start + nbytes, out, state, False)
             continue
-        what, cpu = values[11], values[12]
         if track:
-            seq = values[7]
+            cpu, seq = values[12], values[7]
             last = last_sequence.get(cpu)
             last_sequence[cpu] = seq
             if last is not None and seq != (last + 1) & 0xFFFFFFFF:
@@ -372,6 +375,7 @@ def decode_slots(
                     state.lost += gap
                     append(EventsLost(gap, cpu))
                     state.markers += 1
+        what = values[11]
         if what == 0 and ack_token is not None and values[8] == (ack_token + 1) & 0xFFFFFFFF:
             state.ack_error = values[14]
         elif filtered and not (
@@ -379,15 +383,22 @@ def decode_slots(
         ):
             state.filtered += 1
         else:
-            if cls is CommEvent:
+            if cls is comm_event:
                 name = values[-1].split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
-                append(_new(cls, (*values[11:-1], name)))
+                append(new(cls, (*values[11:-1], name)))
             else:
-                append(_new(cls, values[11:]))
+                append(new(cls, values[11:]))
             received += 1
-        aligned = (length + _ALIGN_MASK) & ~_ALIGN_MASK
-        if aligned < nbytes:  # more messages in this datagram
-            decode(buffer, start + aligned, start + nbytes, out, state, False)
+        if length < nbytes and (length + align_mask) & ~align_mask < nbytes:
+            # More messages in this datagram.
+            decode(
+                buffer,
+                start + ((length + align_mask) & ~align_mask),
+                start + nbytes,
+                out,
+                state,
+                False,
+            )
     state.received += received
     return foreign, truncated
 

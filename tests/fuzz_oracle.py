@@ -49,7 +49,7 @@ def check(data: bytes, poison: bytes) -> None:
     out: deque[Any] = deque()
     view = memoryview(poisoned)
     try:
-        decode_slots(view, 0, [((0, len(data)), (0,))], out, state)
+        decode_slots(view, 1, [(0, len(data))], None, out, state)
     except OSError as error:  # only an NLMSG_ERROR from the "kernel" may raise
         assert not isinstance(error, (pc.MalformedMessageError, pc.OverrunError))
     kinds = {type(item) for item in out}
