@@ -67,6 +67,44 @@ def build_storm(workdir: Path) -> Path:
     return binary
 
 
+def build_floor(workdir: Path) -> Path:
+    binary = workdir / "floor"
+    headers = HERE.parent / "headers"
+    subprocess.run(
+        ["gcc", "-O2", "-I", str(headers), "-o", str(binary), str(HERE / "floor.c")], check=True
+    )
+    return binary
+
+
+def _reveal_and_stop(consumer: subprocess.Popen[str]) -> None:
+    # A CPU's loss shows as a sequence gap at its next event: make one on every CPU.
+    for cpu in sorted(os.sched_getaffinity(0)):
+        subprocess.run(["taskset", "-c", str(cpu), "/bin/true"], check=True)
+    time.sleep(1.0)  # let the consumer drain what is queued
+    consumer.send_signal(signal.SIGUSR1)
+
+
+def live_floor(floor: Path, storm: Path, mode: str, workers: int, seconds: float) -> LiveRound:
+    """The same loop in C: what the kernel and the loop's design cost without Python."""
+    consumer = subprocess.Popen(
+        [str(floor), mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_ready(consumer)
+    storm_result = run_storm(storm, workers, seconds)
+    _reveal_and_stop(consumer)
+    out, _ = consumer.communicate(timeout=60)
+    result = json.loads(out)
+    expected = 2 * storm_result["forks"]
+    # It counts every event on the machine; the storm's are nearly all of them.
+    return LiveRound(
+        expected=expected,
+        received=min(result["received"], expected),
+        cpu=result["cpu"],
+        total_received=result["received"],
+        storm_seconds=storm_result["seconds"],
+    )
+
+
 def run_storm(storm: Path, workers: int, seconds: float) -> dict[str, Any]:
     done = subprocess.run(
         [str(storm), str(workers), str(seconds)], capture_output=True, text=True, check=True
@@ -106,11 +144,7 @@ def live_pyprocconn(
     _wait_ready(consumer)
     storm_result = run_storm(storm, workers, seconds)
     if mode != "pyroute2":
-        # A CPU's loss shows as a sequence gap at its next event: make one on every CPU.
-        for cpu in sorted(os.sched_getaffinity(0)):
-            subprocess.run(["taskset", "-c", str(cpu), "/bin/true"], check=True)
-        time.sleep(1.0)  # let the consumer drain what is queued
-        consumer.send_signal(signal.SIGUSR1)
+        _reveal_and_stop(consumer)
     out, err = consumer.communicate(timeout=listen + 30)
     if consumer.returncode != 0:
         raise RuntimeError(f"consumer failed: {err}")
@@ -251,6 +285,7 @@ def main() -> int:
     results: dict[str, LiveRound] = {}
     with tempfile.TemporaryDirectory() as scratch:
         storm = build_storm(Path(scratch))
+        floor_binary = build_floor(Path(scratch))
         plans: list[tuple[str, Callable[[], LiveRound | None]]] = [
             (
                 "pyprocconn recv_batch, linger 1 ms",
@@ -259,6 +294,14 @@ def main() -> int:
             (
                 "pyprocconn recv, one per call",
                 lambda: live_pyprocconn(storm, "recv", workers, seconds),
+            ),
+            (
+                "C floor: same batch loop, no Python",
+                lambda: live_floor(floor_binary, storm, "batch", workers, seconds),
+            ),
+            (
+                "C floor: recv, one per call, no Python",
+                lambda: live_floor(floor_binary, storm, "one", workers, seconds),
             ),
             ("forkstat (C)", lambda: live_forkstat(storm, workers, seconds)),
             ("pyroute2 ProcEventSocket", lambda: live_pyroute2(storm, workers, seconds)),
