@@ -320,6 +320,10 @@ def decode_slots(
     senders: list[int] | None,
     out: Any,
     state: DecodeState,
+    # Constants bound once as defaults: this runs once per wake-up, often for one datagram.
+    whole_get: Any = _WHOLE.get,
+    what_unpack: Any = _U32.unpack_from,
+    new: Any = _new,
 ) -> tuple[int, int]:
     """The connector's hot path: decode a ``recvmmsg`` batch whose datagram ``i`` sits at
     ``buffer[i * slot_size:]``; ``results`` gives (msg_flags, bytes) of each, ``senders`` each
@@ -330,12 +334,10 @@ def decode_slots(
     inline; anything else goes through :func:`decode`.
     """
     foreign = truncated = received = 0
-    whole_get, what_unpack, append = _WHOLE.get, _U32.unpack_from, out.append
+    append = out.append
     track, last_sequence = state.track_sequence, state.last_sequence
     mask, ack_token = state.mask, state.ack_token
     filtered = mask != _ALL
-    event_offset, data_offset, align_mask = _EVENT_OFFSET, _DATA_OFFSET, _ALIGN_MASK
-    done, proc_idx, proc_val, comm_event, new = _NLMSG_DONE, _PROC_IDX, _PROC_VAL, CommEvent, _new
     start = -slot_size
     for flags, nbytes in results:
         start += slot_size
@@ -346,8 +348,8 @@ def decode_slots(
                 foreign += 1
             continue
         whole = (
-            whole_get(what_unpack(buffer, start + event_offset)[0])
-            if nbytes >= data_offset
+            whole_get(what_unpack(buffer, start + _EVENT_OFFSET)[0])
+            if nbytes >= _DATA_OFFSET
             else None
         )
         if whole is None or nbytes < whole[2]:
@@ -357,11 +359,11 @@ def decode_slots(
         values = unpack(buffer, start)
         length = values[0]
         if not (
-            values[1] == done
+            values[1] == _NLMSG_DONE
             and size <= length <= nbytes
-            and values[5] == proc_idx
-            and values[6] == proc_val
-            and minimum_cn_len <= values[9] <= length - event_offset
+            and values[5] == _PROC_IDX
+            and values[6] == _PROC_VAL
+            and minimum_cn_len <= values[9] <= length - _EVENT_OFFSET
         ):
             decode(buffer, start, start + nbytes, out, state, False)
             continue
@@ -383,17 +385,17 @@ def decode_slots(
         ):
             state.filtered += 1
         else:
-            if cls is comm_event:
+            if cls is CommEvent:
                 name = values[-1].split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
                 append(new(cls, (*values[11:-1], name)))
             else:
                 append(new(cls, values[11:]))
             received += 1
-        if length < nbytes and (length + align_mask) & ~align_mask < nbytes:
+        if length < nbytes and (length + _ALIGN_MASK) & ~_ALIGN_MASK < nbytes:
             # More messages in this datagram.
             decode(
                 buffer,
-                start + ((length + align_mask) & ~align_mask),
+                start + ((length + _ALIGN_MASK) & ~_ALIGN_MASK),
                 start + nbytes,
                 out,
                 state,
