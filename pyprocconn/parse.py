@@ -7,6 +7,7 @@ is read, so nothing reads past ``nbytes`` whatever the bytes say.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 import struct
@@ -62,7 +63,8 @@ _UNION_MEMBER = {
     EventType.COREDUMP: "coredump",
     EventType.EXIT: "exit",
 }
-_MEMBERS: dict[str, Any] = dict(cn_proc.proc_event._fields_[-1][1]._fields_)
+_MEMBERS_UNION: Any = cn_proc.proc_event._fields_[-1][1]
+_MEMBERS: dict[str, Any] = dict(_MEMBERS_UNION._fields_)
 # what -> (event class, unpacker of its event_data member, bytes that member needs)
 _DECODERS: dict[int, tuple[type[ProcEvent], struct.Struct, int]] = {}
 for _type, _member in _UNION_MEMBER.items():
@@ -79,6 +81,22 @@ for _what, (_cls, _unpacker, _) in _DECODERS.items():
     _WHOLE[_what] = (_cls, _whole.unpack_from, _whole.size, PROC_EVENT_HEADER_SIZE + _unpacker.size)
 # Index of exit_code in the whole-message values of an exit event.
 _WHOLE_EXIT_CODE = len(_HEAD.unpack(bytes(_HEAD.size))) + 2
+# The usual message in one read: a whole proc event with event_data read as signed 32-bit words
+# (pid fields are signed). An unsigned field that comes out negative (a thread's exit_signal, a
+# uid above 2**31) sends the message the exact way instead, so values are always the header's.
+_HEAD_FIELDS = len(_HEAD.unpack(bytes(_HEAD.size)))
+_GENERIC = struct.Struct(_HEAD.format + "i" * (ctypes.sizeof(_MEMBERS_UNION) // 4))
+_GENERIC_SIZE = _GENERIC.size  # a whole message: what the kernel sends for every event
+_GENERIC_CN_LEN = _GENERIC_SIZE - _EVENT_OFFSET
+# what -> (event class, end of its fields in the values, two indexes that must not be negative)
+_GENERIC_TYPES: dict[int, tuple[type[ProcEvent], int, int, int]] = {}
+for _what, (_cls, _unpacker, _) in _DECODERS.items():
+    _format = _unpacker.format.lstrip("=")
+    _unsigned = [_HEAD_FIELDS + i for i, code in enumerate(_format) if code == "I"]
+    if set(_format) <= {"i", "I"} and len(_unsigned) <= 2:
+        _what_index = _HEAD_FIELDS - 3  # `what` itself: never negative, a harmless filler
+        _first, _second = [*_unsigned, _what_index, _what_index][:2]
+        _GENERIC_TYPES[_what] = (_cls, _HEAD_FIELDS + len(_format), _first, _second)
 _NLMSG_DONE, _NLMSG_NOOP = netlink.NLMSG_DONE, netlink.NLMSG_NOOP
 _NLMSG_ERROR, _NLMSG_OVERRUN = netlink.NLMSG_ERROR, netlink.NLMSG_OVERRUN
 _EXIT, _NONZERO_EXIT = EventType.EXIT.value, EventType.NONZERO_EXIT.value
@@ -171,33 +189,60 @@ def decode(
     data_offset, event_offset, align_mask = _DATA_OFFSET, _EVENT_OFFSET, _ALIGN_MASK
     done, proc_idx, proc_val, comm_event = _NLMSG_DONE, _PROC_IDX, _PROC_VAL, CommEvent
     while offset < end:
-        # Pure parsing takes a fast path for well-formed proc events, until one is not.
-        while state is None:
+        # Pure parsing reads runs of whole messages in one go, until one is not the usual.
+        if state is None and end - offset >= _GENERIC_SIZE:
+            count = (end - offset) // _GENERIC_SIZE
+            before = len(out)
+            generic_types = _GENERIC_TYPES
+            runs = (
+                _GENERIC.iter_unpack(memoryview(buffer)[offset : offset + count * _GENERIC_SIZE])
+                if count > 1
+                else (_GENERIC.unpack_from(buffer, offset),)  # one datagram: skip the view
+            )
+            for values in runs:
+                if not (
+                    values[0] == _GENERIC_SIZE
+                    and values[1] == done
+                    and values[5] == proc_idx
+                    and values[6] == proc_val
+                    and values[9] == _GENERIC_CN_LEN
+                ):
+                    break
+                kind = generic_types.get(values[11])
+                if kind is None:
+                    break
+                cls, fields_end, first, second = kind
+                if values[first] < 0 or values[second] < 0:
+                    break
+                append(_new(cls, values[11:fields_end]))
+            offset += (len(out) - before) * _GENERIC_SIZE
+            if offset >= end:
+                return
+            # Then one well-formed message of another size or kind, with one unpack.
             remaining = end - offset
-            if remaining < data_offset:
-                break
-            whole = whole_get(what_unpack(buffer, offset + event_offset)[0])
-            if whole is None:
-                break
-            cls, unpack, size, minimum_cn_len = whole
-            if remaining < size:
-                break
-            values = unpack(buffer, offset)
-            length = values[0]
-            if not (
-                values[1] == done
-                and size <= length <= remaining
-                and values[5] == proc_idx
-                and values[6] == proc_val
-                and minimum_cn_len <= values[9] <= length - event_offset
-            ):
-                break
-            if cls is comm_event:
-                name = values[-1].split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
-                append(_new(cls, (*values[11:-1], name)))
-            else:
-                append(_new(cls, values[11:]))
-            offset += (length + align_mask) & ~align_mask
+            whole = (
+                whole_get(what_unpack(buffer, offset + event_offset)[0])
+                if remaining >= data_offset
+                else None
+            )
+            if whole is not None and remaining >= whole[2]:
+                cls, unpack, size, minimum_cn_len = whole
+                values = unpack(buffer, offset)
+                length = values[0]
+                if (
+                    values[1] == done
+                    and size <= length <= remaining
+                    and values[5] == proc_idx
+                    and values[6] == proc_val
+                    and minimum_cn_len <= values[9] <= length - event_offset
+                ):
+                    if cls is comm_event:
+                        name = values[-1].split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+                        append(_new(cls, (*values[11:-1], name)))
+                    else:
+                        append(_new(cls, values[11:]))
+                    offset += (length + align_mask) & ~align_mask
+                    continue
         if offset >= end:
             return
         # Anything else: one message, with every check spelled out.
@@ -323,6 +368,8 @@ def decode_slots(
     # Constants bound once as defaults: this runs once per wake-up, often for one datagram.
     whole_get: Any = _WHOLE.get,
     what_unpack: Any = _U32.unpack_from,
+    generic_unpack: Any = _GENERIC.unpack_from,
+    generic_types: Any = _GENERIC_TYPES,
     new: Any = _new,
 ) -> tuple[int, int]:
     """The connector's hot path: decode a ``recvmmsg`` batch whose datagram ``i`` sits at
@@ -347,26 +394,43 @@ def decode_slots(
             else:
                 foreign += 1
             continue
-        whole = (
-            whole_get(what_unpack(buffer, start + _EVENT_OFFSET)[0])
-            if nbytes >= _DATA_OFFSET
-            else None
-        )
-        if whole is None or nbytes < whole[2]:
-            decode(buffer, start, start + nbytes, out, state, False)
-            continue
-        cls, unpack, size, minimum_cn_len = whole
-        values = unpack(buffer, start)
+        values: Any = None
+        if nbytes == _GENERIC_SIZE:  # the usual datagram: one whole message, one read
+            generic = generic_unpack(buffer, start)
+            kind = generic_types.get(generic[11])
+            if (
+                kind is not None
+                and generic[0] == _GENERIC_SIZE
+                and generic[1] == _NLMSG_DONE
+                and generic[5] == _PROC_IDX
+                and generic[6] == _PROC_VAL
+                and generic[9] == _GENERIC_CN_LEN
+                and generic[kind[2]] >= 0
+                and generic[kind[3]] >= 0
+            ):
+                values, cls, fields_end = generic, kind[0], kind[1]
+        if values is None:  # any other well-formed message, read with its exact layout
+            whole = (
+                whole_get(what_unpack(buffer, start + _EVENT_OFFSET)[0])
+                if nbytes >= _DATA_OFFSET
+                else None
+            )
+            if whole is None or nbytes < whole[2]:
+                decode(buffer, start, start + nbytes, out, state, False)
+                continue
+            cls, unpack, size, minimum_cn_len = whole
+            values = unpack(buffer, start)
+            if not (
+                values[1] == _NLMSG_DONE
+                and size <= values[0] <= nbytes
+                and values[5] == _PROC_IDX
+                and values[6] == _PROC_VAL
+                and minimum_cn_len <= values[9] <= values[0] - _EVENT_OFFSET
+            ):
+                decode(buffer, start, start + nbytes, out, state, False)
+                continue
+            fields_end = len(values)
         length = values[0]
-        if not (
-            values[1] == _NLMSG_DONE
-            and size <= length <= nbytes
-            and values[5] == _PROC_IDX
-            and values[6] == _PROC_VAL
-            and minimum_cn_len <= values[9] <= length - _EVENT_OFFSET
-        ):
-            decode(buffer, start, start + nbytes, out, state, False)
-            continue
         if track:
             cpu, seq = values[12], values[7]
             last = last_sequence.get(cpu)
@@ -389,7 +453,7 @@ def decode_slots(
                 name = values[-1].split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
                 append(new(cls, (*values[11:-1], name)))
             else:
-                append(new(cls, values[11:]))
+                append(new(cls, values[11:fields_end]))
             received += 1
         if length < nbytes and (length + _ALIGN_MASK) & ~_ALIGN_MASK < nbytes:
             # More messages in this datagram.
