@@ -84,11 +84,9 @@ def measure(events: int, rounds: int) -> dict[str, float | None]:
         ProcEventMarshal = None  # noqa: N806 - the class, when installed
     if ProcEventMarshal is not None:
         marshal = ProcEventMarshal()
-        pyroute2_events = datagrams[: max(1, len(datagrams) // 10)]  # it is slow: a tenth
-        pyroute2_joined = b"".join(pyroute2_events)
 
         def pyroute2_parse() -> int:
-            return len(list(marshal.parse(pyroute2_joined)))
+            return len(list(marshal.parse(joined)))
 
         runs["pyroute2 ProcEventMarshal (warmed up)"] = pyroute2_parse
     results: dict[str, float | None] = dict(_interleaved_rates(runs, rounds))
