@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import socket
@@ -130,17 +129,7 @@ def test_forged_datagrams_are_dropped_and_counted(conn: pc.ProcConnector) -> Non
     collect(conn, lambda e: bool(of(e, pc.ExitEvent, pid)))  # drain what is in flight
     # A well-formed exec event: only its sender (not the kernel, port 0) gives it away.
     fake_pid = 0x7FFFFFF0
-    event = pc.kernel.cn_proc.proc_event(what=pc.PROC_EVENT_EXEC)
-    event.event_data.exec.process_pid = event.event_data.exec.process_tgid = fake_pid
-    body = pc.kernel.connector.cn_msg(
-        id=pc.kernel.connector.cb_id(idx=pc.CN_IDX_PROC, val=pc.CN_VAL_PROC),
-        len=ctypes.sizeof(event),
-    )
-    header = pc.kernel.netlink.nlmsghdr(
-        nlmsg_len=pc.SIZE_NLMSGHDR + pc.SIZE_CN_MSG + ctypes.sizeof(event),
-        nlmsg_type=pc.NLMSG_DONE,
-    )
-    message = bytes(header) + bytes(body) + bytes(event)
+    message = triggers.forged_exec(fake_pid)
     assert [e.process_pid for e in pc.parse_events(message)] == [fake_pid]  # type: ignore[attr-defined]
     before = conn.stats.foreign
     forger = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, pc.NETLINK_CONNECTOR)

@@ -3,7 +3,6 @@ resources, namespaces. Each test is named in SECURITY.md next to the guarantee i
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import signal
@@ -24,20 +23,6 @@ from tests.triggers import collect, of
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
 NOBODY = 65534
-
-
-def _forged_exec(pid: int) -> bytes:
-    event = pc.kernel.cn_proc.proc_event(what=pc.PROC_EVENT_EXEC)
-    event.event_data.exec.process_pid = event.event_data.exec.process_tgid = pid
-    body = pc.kernel.connector.cn_msg(
-        id=pc.kernel.connector.cb_id(idx=pc.CN_IDX_PROC, val=pc.CN_VAL_PROC),
-        len=ctypes.sizeof(event),
-    )
-    header = pc.kernel.netlink.nlmsghdr(
-        nlmsg_len=pc.SIZE_NLMSGHDR + pc.SIZE_CN_MSG + ctypes.sizeof(event),
-        nlmsg_type=pc.NLMSG_DONE,
-    )
-    return bytes(header) + bytes(body) + bytes(event)
 
 
 @pytest.fixture
@@ -77,7 +62,9 @@ def _send_as_nobody(data: bytes, addresses: list[tuple[int, int]]) -> list[int]:
 def test_forged_datagrams_from_an_unprivileged_user_are_dropped(conn: pc.ProcConnector) -> None:
     fake_pid = 0x7FFFFFF1
     before = conn.stats.foreign
-    errors = _send_as_nobody(_forged_exec(fake_pid), [(conn.port_id, 0), (0, pc.CN_IDX_PROC)])
+    errors = _send_as_nobody(
+        triggers.forged_exec(fake_pid), [(conn.port_id, 0), (0, pc.CN_IDX_PROC)]
+    )
     # The kernel refuses both (EPERM: NETLINK_CONNECTOR has no unprivileged sends); whatever
     # it let through would have to be counted as foreign and never delivered.
     assert all(code in (0, errno.EPERM) for code in errors), errors

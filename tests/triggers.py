@@ -88,6 +88,21 @@ def ptrace_seize_and_detach() -> int:
     return child.pid
 
 
+def forged_exec(pid: int) -> bytes:
+    """A well-formed exec event datagram for ``pid``, as only the kernel should send."""
+    event = pc.kernel.cn_proc.proc_event(what=pc.PROC_EVENT_EXEC)
+    event.event_data.exec.process_pid = event.event_data.exec.process_tgid = pid
+    body = pc.kernel.connector.cn_msg(
+        id=pc.kernel.connector.cb_id(idx=pc.CN_IDX_PROC, val=pc.CN_VAL_PROC),
+        len=ctypes.sizeof(event),
+    )
+    header = pc.kernel.netlink.nlmsghdr(
+        nlmsg_len=pc.SIZE_NLMSGHDR + pc.SIZE_CN_MSG + ctypes.sizeof(event),
+        nlmsg_type=pc.NLMSG_DONE,
+    )
+    return bytes(header) + bytes(body) + bytes(event)
+
+
 def collect(
     conn: pc.ProcConnector,
     done: Callable[[list[pc.ProcEvent]], bool],
