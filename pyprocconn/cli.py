@@ -256,6 +256,7 @@ class DescendantFilter:
     """--pid: the process and everything it forks from now on."""
 
     def __init__(self, root: int) -> None:
+        self.root = root
         self.tracked = {root}
 
     def __call__(self, event: pc.ProcEvent) -> bool:
@@ -267,11 +268,8 @@ class DescendantFilter:
         tgid = getattr(event, "process_tgid", None)
         if tgid not in self.tracked:
             return False
-        if (
-            isinstance(event, pc.ExitEvent)
-            and event.process_pid == event.process_tgid
-            and tgid != min(self.tracked)
-        ):
+        main_thread_exit = isinstance(event, pc.ExitEvent) and event.process_pid == tgid
+        if main_thread_exit and tgid != self.root:
             self.tracked.discard(tgid)  # its pid may be reused by an unrelated process
         return True
 
