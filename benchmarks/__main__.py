@@ -213,6 +213,37 @@ def live_forkstat(storm: Path, workers: int, seconds: float) -> LiveRound | None
     )
 
 
+def live_command(storm: Path, workers: int, seconds: float) -> LiveRound:
+    """The ``pyprocconn`` command, ``--json`` to /dev/null, its own stats (-S) read at the end."""
+    listen = seconds + 2.0
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pyprocconn", "--json", "-S", "-D", f"{listen:g}"],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            cwd=HERE.parent,
+        )
+        time.sleep(0.5)  # no readiness signal on a JSON stream
+        storm_result = run_storm(storm, workers, seconds)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        errors.seek(0)
+        text = errors.read()
+    counts = dict(re.findall(r"^(fork|exit)\s+(\d+)$", text, re.MULTILINE))
+    lost = re.search(r"^lost: (\d+)", text, re.MULTILINE)
+    forks, exits = int(counts.get("fork", 0)), int(counts.get("exit", 0))
+    expected = 2 * storm_result["forks"]
+    # Like forkstat, it counts every process's events; the storm's are nearly all of them.
+    return LiveRound(
+        expected=expected,
+        received=min(forks, storm_result["forks"]) + min(exits, storm_result["forks"]),
+        cpu=usage.ru_utime + usage.ru_stime,
+        total_received=forks + exits,
+        storm_seconds=storm_result["seconds"],
+        lost_reported=int(lost.group(1)) if lost else None,
+    )
+
+
 def live_pyroute2(storm: Path, workers: int, seconds: float) -> LiveRound | None:
     try:
         import pyroute2  # noqa: F401
@@ -304,6 +335,10 @@ def main() -> int:
                 lambda: live_floor(floor_binary, storm, "one", workers, seconds),
             ),
             ("forkstat (C)", lambda: live_forkstat(storm, workers, seconds)),
+            (
+                "pyprocconn command, --json > /dev/null",
+                lambda: live_command(storm, workers, seconds),
+            ),
             ("pyroute2 ProcEventSocket", lambda: live_pyroute2(storm, workers, seconds)),
             (
                 "pyprocconn recv_batch, rcvbuf forced to 4 KiB",

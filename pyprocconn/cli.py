@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import pyprocconn as pc
 
+_JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder for every line
 EVENT_NAMES = {
     name.lower(): member
     for name, member in pc.EventType.__members__.items()
@@ -185,6 +186,7 @@ class Output:
         self.flush_each = _is_pipe(stream)
         # CLOCK_MONOTONIC (the kernel's timestamp_ns) to wall-clock time.
         self.wall_offset_ns = time.time_ns() - time.monotonic_ns()
+        self.zone = datetime.datetime.now().astimezone().tzinfo  # looked up once, not per event
         self.counts: Counter[str] = Counter()
         if not as_json:
             self._write(f"{'TIME':<15} {'EVENT':<8} {'PID':>7}  DETAILS")
@@ -198,7 +200,7 @@ class Output:
         wall_ns = (
             timestamp_ns if timestamp_ns is not None else time.monotonic_ns()
         ) + self.wall_offset_ns
-        return datetime.datetime.fromtimestamp(wall_ns / 1e9).astimezone()
+        return datetime.datetime.fromtimestamp(wall_ns / 1e9, self.zone)
 
     def event(self, event: pc.ProcEvent) -> None:
         self.counts[event.NAME] += 1
@@ -215,7 +217,7 @@ class Output:
             record.update(event.to_dict())
             if extra:
                 record["proc"] = extra
-            self._write(json.dumps(record, separators=(",", ":")))
+            self._write(_JSON.encode(record))
             return
         text = details(event)
         if extra:
@@ -239,7 +241,7 @@ class Output:
                 "lost": lost,
                 "cpu": cpu,
             }
-            self._write(json.dumps(record, separators=(",", ":")))
+            self._write(_JSON.encode(record))
         else:
             notice = pc.EventsLost(lost, cpu)
             self._write(f"{when.strftime('%H:%M:%S.%f'):<15} {'LOST':<8} {'-':>7}  {notice}")
