@@ -52,7 +52,8 @@ SIGNATURES: Final[dict[str, tuple[Any, tuple[Any, ...]]]] = {
     "bind": (_int, (_int, _ptr, ctypes.c_uint32)),
     "sendto": (_ssize, (_int, _ptr, _size, _int, _ptr, ctypes.c_uint32)),
     "recvfrom": (_ssize, (_int, _ptr, _size, _int, _ptr, ctypes.POINTER(ctypes.c_uint32))),
-    "recvmmsg": (_int, (_int, ctypes.POINTER(mmsghdr), ctypes.c_uint, _int, _ptr)),
+    # The mmsghdr array goes as an address: converting an array object costs more per call.
+    "recvmmsg": (_int, (_int, _ptr, ctypes.c_uint, _int, _ptr)),
     "setsockopt": (_int, (_int, _int, _int, _ptr, ctypes.c_uint32)),
     "getsockopt": (_int, (_int, _int, _int, _ptr, ctypes.POINTER(ctypes.c_uint32))),
     "getsockname": (_int, (_int, _ptr, ctypes.POINTER(ctypes.c_uint32))),
@@ -174,7 +175,8 @@ class RecvBatch:
         self._header_size = ctypes.sizeof(mmsghdr)
         self._headers_view = memoryview(self.headers).cast("B")
         self._names_view = memoryview(self.names).cast("B")
-        self._pristine = bytes(self._headers_view)
+        self._pristine = memoryview(bytes(self._headers_view))
+        self._headers_address = ctypes.addressof(self.headers)
         flags_at = mmsghdr.msg_hdr.offset + msghdr.msg_flags.offset
         length_at = mmsghdr.msg_len.offset
         self._result = struct.Struct(
@@ -185,7 +187,7 @@ class RecvBatch:
         # The address the kernel writes for a multicast it sent to ``group``: when every
         # datagram of a call carries it, one comparison clears them all.
         kernel = sockaddr_nl(nl_family=socket.AF_NETLINK, nl_pid=0, nl_groups=1 << (group - 1))
-        self._from_kernel = bytes(kernel) * slots
+        self._from_kernel = memoryview(bytes(kernel) * slots)
         self._dirty = 0  # headers whose value-result fields the last call overwrote
         self._count = 0
 
@@ -196,7 +198,7 @@ class RecvBatch:
             end = self._dirty * self._header_size
             self._headers_view[:end] = self._pristine[:end]
             self._dirty = 0
-        received = call("recvmmsg", fd, self.headers, count, flags, None)
+        received = call("recvmmsg", fd, self._headers_address, count, flags, None)
         self._dirty = self._count = received
         return received
 

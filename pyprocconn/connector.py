@@ -277,10 +277,11 @@ class ProcConnector:
         return item
 
     def _pop(self) -> ProcEvent:
-        item = self._take()
-        if isinstance(item, EventsLost):
+        item = self._pending.popleft()
+        if type(item) is EventsLost:
+            self._state.markers -= 1
             raise OverrunError(item.lost, cpu=item.cpu)
-        return item
+        return item  # type: ignore[return-value]
 
     def recv(self, buf: Buffer | None = None) -> ProcEvent:
         """Block until the next event. ``buf``: a writable buffer to receive into (else an
