@@ -43,6 +43,32 @@ _HEAD = struct.Struct(
     + struct_format(connector.cn_msg)
     + struct_format(cn_proc.proc_event, until="event_data")
 )
+# The hot paths index the unpacked head by position (literals are cheaper than names there).
+# These are those positions, checked against the generated layout at import, so a header whose
+# fields moved stops the import instead of being decoded wrong.
+_HEAD_POSITIONS = {
+    "nlmsg_len": 0,
+    "nlmsg_type": 1,
+    "idx": 5,
+    "val": 6,
+    "seq": 7,
+    "ack": 8,
+    "len": 9,
+    "what": 11,
+    "cpu": 12,
+    "timestamp_ns": 13,
+}
+
+
+def _head_names() -> list[str]:
+    names = [name for name, *_ in netlink.nlmsghdr._fields_]
+    names += [name for name, *_ in connector.cb_id._fields_]
+    names += [name for name, *_ in connector.cn_msg._fields_[1:-1]]  # after id, before data
+    return names + [name for name, *_ in cn_proc.proc_event._fields_[:-1]]
+
+
+if any(_head_names()[position] != name for name, position in _HEAD_POSITIONS.items()):
+    raise ImportError(f"the generated layout moved the message head: {_head_names()}")
 _CN_OFFSET = SIZE_NLMSGHDR
 _EVENT_OFFSET = SIZE_NLMSGHDR + SIZE_CN_MSG  # proc_event starts here: only 4-aligned
 _DATA_OFFSET = _EVENT_OFFSET + PROC_EVENT_HEADER_SIZE
