@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -268,3 +269,19 @@ def test_repeated_open_close_leaks_no_descriptor() -> None:
 def test_empty_event_mask_is_refused() -> None:
     with pytest.raises(ValueError, match="no event type"):
         pc.ProcConnector(events=pc.EventType.NONE)
+
+
+def test_receive_buffer_is_settable_and_readable(conn: pc.ProcConnector) -> None:
+    conn.rcvbuf = 1 << 20
+    assert conn.rcvbuf == 2 << 20  # the kernel doubles what is asked, for its bookkeeping
+    conn.rcvbuf = 16 << 20
+    assert conn.rcvbuf == 32 << 20  # root: SO_RCVBUFFORCE, so net.core.rmem_max does not cap it
+
+
+def test_recv_batch_honours_max_events(conn: pc.ProcConnector) -> None:
+    pid = triggers.exit_with(0)
+    time.sleep(0.2)  # fork, exec and exit are queued by now
+    first = conn.recv_batch(5.0, max_events=2)
+    assert 1 <= len(first) <= 2
+    rest = collect(conn, lambda e: bool(of(first + e, pc.ExitEvent, pid)))
+    assert of(first + rest, pc.ExitEvent, pid)
