@@ -89,11 +89,13 @@ PREPROCESSOR_DEFINES = ("-D__inline__=inline", "-D__attribute__(x)=_Alignas x")
 MACRO_PROBE = "__pyprocconn_macro__"
 
 
+def typedefs() -> str:
+    """C typedefs of the kernel's type names, from :data:`KERNEL_TYPES`."""
+    return "".join(f"typedef {c} {name};\n" for name, (c, _) in KERNEL_TYPES.items())
+
+
 def stub_source() -> str:
-    lines = [f"#ifndef {STUB_GUARD}", f"#define {STUB_GUARD}"]
-    lines += [f"typedef {c} {name};" for name, (c, _) in KERNEL_TYPES.items()]
-    lines.append("#endif")
-    return "\n".join(lines) + "\n"
+    return f"#ifndef {STUB_GUARD}\n#define {STUB_GUARD}\n{typedefs()}#endif\n"
 
 
 def _run_cpp(source_file: Path, include_dir: Path, *extra: str) -> str:
@@ -390,9 +392,7 @@ class _Builder:
 
     # -- #defines -----------------------------------------------------------------------
     def defines(self, macros: list[tuple[str, int, bool, str]], expansions: dict[str, str]) -> None:
-        typedef_preamble = "".join(
-            f"typedef {c} {name};\n" for name, (c, _) in KERNEL_TYPES.items()
-        )
+        typedef_preamble = typedefs()
         parser = c_parser.CParser()
         for name, line, function_like, body in macros:
             if function_like or not body:

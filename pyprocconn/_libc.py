@@ -23,6 +23,9 @@ from pyprocconn.kernel.netlink import sockaddr_nl
 SO_RCVBUFFORCE: Final = 33
 # From <sys/socket.h>: MSG_WAITFORONE is not in Python's socket module either.
 MSG_WAITFORONE: Final = 0x10000
+# Plain ints: the socket module's are enum members, whose operators are slow on a hot path.
+MSG_DONTWAIT: Final = int(socket.MSG_DONTWAIT)
+MSG_TRUNC: Final = int(socket.MSG_TRUNC)
 
 
 class iovec(ctypes.Structure):  # noqa: N801 - C name
@@ -191,14 +194,13 @@ class RecvBatch:
         self._dirty = 0  # headers whose value-result fields the last call overwrote
         self._count = 0
 
-    def __call__(self, fd: int, flags: int, limit: int | None = None) -> int:
-        """Datagrams received (at most ``limit``); raises OSError (EAGAIN when none queued)."""
-        count = self.slots if limit is None else max(1, min(limit, self.slots))
+    def __call__(self, fd: int, flags: int) -> int:
+        """Datagrams received; raises OSError (EAGAIN when none are queued)."""
         if self._dirty:
             end = self._dirty * self._header_size
             self._headers_view[:end] = self._pristine[:end]
             self._dirty = 0
-        received = call("recvmmsg", fd, self._headers_address, count, flags, None)
+        received = call("recvmmsg", fd, self._headers_address, self.slots, flags, None)
         self._dirty = self._count = received
         return received
 

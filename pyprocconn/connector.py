@@ -32,9 +32,11 @@ _BATCH_SLOTS = 64
 _SLOT_SIZE = 1024  # one proc event datagram is 76 bytes; larger ones are foreign or future
 _ALL = EventType.ALL.value
 _EAGAIN = (errno.EAGAIN, errno.EWOULDBLOCK)
-# Plain ints: the socket module's are enum members, whose operators are slow on a hot path.
-_MSG_DONTWAIT, _MSG_TRUNC = int(socket.MSG_DONTWAIT), int(socket.MSG_TRUNC)
-_MSG_WAITFORONE = _libc.MSG_WAITFORONE
+_MSG_DONTWAIT, _MSG_TRUNC, _MSG_WAITFORONE = (
+    _libc.MSG_DONTWAIT,
+    _libc.MSG_TRUNC,
+    _libc.MSG_WAITFORONE,
+)
 
 Buffer = bytearray | memoryview | ctypes.Array[Any]
 
@@ -277,11 +279,10 @@ class ProcConnector:
         return item
 
     def _pop(self) -> ProcEvent:
-        item = self._pending.popleft()
-        if type(item) is EventsLost:
-            self._state.markers -= 1
+        item = self._take()
+        if isinstance(item, EventsLost):
             raise OverrunError(item.lost, cpu=item.cpu)
-        return item  # type: ignore[return-value]
+        return item
 
     def recv(self, buf: Buffer | None = None) -> ProcEvent:
         """Block until the next event. ``buf``: a writable buffer to receive into (else an

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import ctypes
 import os
-import socket
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyprocconn._libc import MSG_TRUNC as _MSG_TRUNC
 from pyprocconn.errors import MalformedMessageError, OverrunError
 from pyprocconn.events import EVENT_CLASSES as _EVENT_CLASSES
 from pyprocconn.events import (
@@ -31,7 +31,6 @@ from pyprocconn.wire import (
     SIZE_NLMSGHDR,
     SIZE_PROC_EVENT,
     nlmsg_align,
-    offsetof,
     struct_format,
 )
 
@@ -73,7 +72,6 @@ _CN_OFFSET = SIZE_NLMSGHDR
 _EVENT_OFFSET = SIZE_NLMSGHDR + SIZE_CN_MSG  # proc_event starts here: only 4-aligned
 _DATA_OFFSET = _EVENT_OFFSET + PROC_EVENT_HEADER_SIZE
 _NLMSGERR_ERROR = struct.Struct("=" + struct_format(netlink.nlmsgerr, until="msg"))
-_EXIT_CODE_OFFSET = _DATA_OFFSET + offsetof(cn_proc.exit_proc_event, "exit_code")
 _U32 = struct.Struct("=I")
 
 # Which member of proc_event.event_data each event type uses.
@@ -105,12 +103,13 @@ _WHOLE: dict[int, tuple[type[ProcEvent], Any, int, int]] = {}
 for _what, (_cls, _unpacker, _) in _DECODERS.items():
     _whole = struct.Struct(_HEAD.format + _unpacker.format.lstrip("="))
     _WHOLE[_what] = (_cls, _whole.unpack_from, _whole.size, PROC_EVENT_HEADER_SIZE + _unpacker.size)
-# Index of exit_code in the whole-message values of an exit event.
-_WHOLE_EXIT_CODE = len(_HEAD.unpack(bytes(_HEAD.size))) + 2
 # The usual message in one read: a whole proc event with event_data read as signed 32-bit words
 # (pid fields are signed). An unsigned field that comes out negative (a thread's exit_signal, a
 # uid above 2**31) sends the message the exact way instead, so values are always the header's.
-_HEAD_FIELDS = len(_HEAD.unpack(bytes(_HEAD.size)))
+_HEAD_FIELDS = len(_head_names())
+# Where exit_code sits among exit_proc_event's fields, and among a whole exit message's values.
+_EXIT_CODE_INDEX = [name for name, *_ in cn_proc.exit_proc_event._fields_].index("exit_code")
+_WHOLE_EXIT_CODE = _HEAD_FIELDS + _EXIT_CODE_INDEX
 _GENERIC = struct.Struct(_HEAD.format + "i" * (ctypes.sizeof(_MEMBERS_UNION) // 4))
 _GENERIC_SIZE = _GENERIC.size  # a whole message: what the kernel sends for every event
 _GENERIC_CN_LEN = _GENERIC_SIZE - _EVENT_OFFSET
@@ -120,7 +119,7 @@ for _what, (_cls, _unpacker, _) in _DECODERS.items():
     _format = _unpacker.format.lstrip("=")
     _unsigned = [_HEAD_FIELDS + i for i, code in enumerate(_format) if code == "I"]
     if set(_format) <= {"i", "I"} and len(_unsigned) <= 2:
-        _what_index = _HEAD_FIELDS - 3  # `what` itself: never negative, a harmless filler
+        _what_index = _HEAD_POSITIONS["what"]  # never negative: a harmless filler
         _first, _second = [*_unsigned, _what_index, _what_index][:2]
         _GENERIC_TYPES[_what] = (_cls, _HEAD_FIELDS + len(_format), _first, _second)
 _NLMSG_DONE, _NLMSG_NOOP = netlink.NLMSG_DONE, netlink.NLMSG_NOOP
@@ -129,7 +128,6 @@ _EXIT, _NONZERO_EXIT = EventType.EXIT.value, EventType.NONZERO_EXIT.value
 _ALL = EventType.ALL.value
 _BYTES_TYPES = (bytes, bytearray)
 _MAX_ERRNO = 4095  # the kernel's errno values are 1..4095
-_MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: enum operators are slow on a hot path
 _new: Any = tuple.__new__  # builds an event from a tuple without a Python-level __new__
 
 
@@ -356,7 +354,7 @@ def _decode_one(
                 name = values[2].split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
                 values = (values[0], values[1], name)
             if cls is _ExitEvent:
-                exit_code = _U32.unpack_from(buffer, offset + _EXIT_CODE_OFFSET)[0]
+                exit_code = values[_EXIT_CODE_INDEX]
             event = _new(cls, (what, cpu, timestamp, *values))
         if state is None:
             out.append(event)
@@ -457,6 +455,7 @@ def decode_slots(
                 continue
             fields_end = len(values)
         length = values[0]
+        # The bookkeeping of _deliver, inlined here because this is the per-event hot path.
         if track:
             cpu, seq = values[12], values[7]
             last = last_sequence.get(cpu)
