@@ -5,21 +5,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_HEADERS = ROOT.parent / "shared" / "kernel-headers"
+# Copies of ../shared/kernel-headers/ (6.1 and the source-tree form), kept in the repo.
+OTHER_HEADERS = ROOT / "tests" / "codegen" / "kernel-headers"
 VENDORED_HEADERS = ROOT / "headers"
 
 
 def header_sets(tmp: Path) -> dict[str, Path]:
-    """The three header generations of shared/kernel-headers, each as a folder of three files.
+    """The three header generations (vendored 7.3.4, 6.1, source tree), a folder of three each.
 
     The kernel-source-tree form has only cn_proc.h; it is paired with the vendored
     connector.h and netlink.h (the same text in both forms).
     """
     sets = {"vendored": VENDORED_HEADERS}
-    old = SHARED_HEADERS / "linux-libc-dev-6.1.187"
+    old = OTHER_HEADERS / "linux-libc-dev-6.1.187"
     if old.is_dir():
         sets["6.1"] = old
-    tree = SHARED_HEADERS / "kernel-source-tree" / "cn_proc.h"
+    tree = OTHER_HEADERS / "kernel-source-tree" / "cn_proc.h"
     if tree.is_file():
         folder = tmp / "kernel-source-tree"
         folder.mkdir()
