@@ -1,6 +1,6 @@
 """``python -m tests``: every check CI runs, in order, from the project root.
 
-Generated layer up to date, ruff (lint and format), mypy --strict, pytest, and the benchmark's
+Generated layer up to date, ruff (lint and format), mypy --strict, pytest, then the benchmark's
 quick mode (so it cannot rot; it reports but does not judge). Extra arguments go to pytest.
 """
 
@@ -20,8 +20,8 @@ def main() -> int:
         [python, "-m", "ruff", "check", "."],
         [python, "-m", "ruff", "format", "--check", "."],
         [python, "-m", "mypy"],
-        [python, "-m", "benchmarks", "--quick"],
         [python, "-m", "pytest", *sys.argv[1:]],
+        [python, "-m", "benchmarks", "--quick"],
     ]
     failed = []
     for step in steps:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,13 @@ def all_header_sets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     sets = header_sets(tmp_path_factory.mktemp("headers"))
     assert len(sets) == 3, f"expected three header generations, found {sorted(sets)}"
     return sets
+
+
+@pytest.fixture(scope="session", autouse=True)
+def listeners_at_start() -> bool:
+    """Whether some listener was subscribed before any test ran (taken first, as a baseline)."""
+    if os.geteuid() != 0:
+        return False
+    from tests.paths import passive_member_sees_events
+
+    return passive_member_sees_events()

@@ -15,6 +15,7 @@ import pytest
 import pyprocconn as pc
 from pyprocconn.connector import _control_message
 from tests import triggers
+from tests.paths import ticking
 from tests.triggers import collect, of
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
@@ -242,9 +243,12 @@ def test_blocking_iteration_and_fileno(conn: pc.ProcConnector) -> None:
     pid = triggers.exit_with(0)
     readable, _, _ = select.select([conn], [], [], 5.0)
     assert readable == [conn]
-    for event in conn:
-        if isinstance(event, pc.ExitEvent) and event.process_pid == pid:
-            break
+    deadline = time.monotonic() + 10
+    with ticking():  # the loop below is bounded: events keep coming
+        for event in conn:
+            if isinstance(event, pc.ExitEvent) and event.process_pid == pid:
+                break
+            assert time.monotonic() < deadline, "the child's exit never came"
 
 
 def test_close_is_idempotent_and_use_after_close_raises() -> None:

@@ -19,6 +19,7 @@ import pytest
 import pyprocconn as pc
 from pyprocconn.connector import _control_message
 from tests import triggers
+from tests.paths import ticking
 from tests.triggers import collect, of
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
@@ -65,12 +66,12 @@ def test_forged_datagrams_from_an_unprivileged_user_are_dropped(conn: pc.ProcCon
     errors = _send_as_nobody(
         triggers.forged_exec(fake_pid), [(conn.port_id, 0), (0, pc.CN_IDX_PROC)]
     )
-    # The kernel refuses both (EPERM: NETLINK_CONNECTOR has no unprivileged sends); whatever
-    # it let through would have to be counted as foreign and never delivered.
-    assert all(code in (0, errno.EPERM) for code in errors), errors
-    sent = errors.count(0)
+    # The kernel refuses both (EPERM: NETLINK_CONNECTOR has no unprivileged sends). This shows
+    # the kernel's rule; the connector's own sender check is shown on every receive path by
+    # test_guarantees_live.py with root's forgeries, which do arrive.
+    assert errors == [errno.EPERM, errno.EPERM]
     events = collect(conn, lambda e: False, timeout=1.0)
-    assert conn.stats.foreign == before + sent
+    assert conn.stats.foreign == before
     assert not of(events, pc.ExecEvent, fake_pid)
 
 
@@ -86,10 +87,11 @@ def test_overrun_then_idle_is_not_a_busy_loop() -> None:
             except pc.OverrunError:
                 overruns += 1
         assert overruns >= 1 and conn.stats.overruns >= 1
-        # Drained: an idle second of waiting costs next to no CPU.
+        # Drained: an idle second of waiting costs next to no CPU (a loop polling even half
+        # the time would cost 0.5 s).
         before = time.process_time()
         conn.recv_batch(timeout=1.0)
-        assert time.process_time() - before < 0.5
+        assert time.process_time() - before < 0.1
         pid = triggers.exit_with(0)
         assert of(collect(conn, lambda e: bool(of(e, pc.ExitEvent, pid))), pc.ExitEvent, pid)
 
@@ -106,7 +108,7 @@ def test_signal_handlers_during_a_receive_keep_the_deadline() -> None:
             elapsed = time.monotonic() - started
             signal.setitimer(signal.ITIMER_REAL, 0)
         assert len(fired) >= 5
-        assert elapsed >= 1.0  # each deadline was kept across the retries
+        assert 1.0 <= elapsed < 1.4  # each deadline was kept across the retries, not restarted
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -116,13 +118,10 @@ def test_signal_handlers_during_a_blocking_receive_are_retried() -> None:
     fired = []
     previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
     try:
-        with pc.ProcConnector(events=pc.EventType.EXEC) as conn:
-            spawner = threading.Timer(0.5, lambda: subprocess.run(["/bin/true"], check=True))
+        with pc.ProcConnector(events=pc.EventType.EXEC) as conn, ticking(0.5):
             signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
-            spawner.start()
-            event = conn.recv()  # blocks in recvmmsg; EINTR is retried
+            event = conn.recv()  # blocks in recvmmsg until the first tick; EINTR is retried
             signal.setitimer(signal.ITIMER_REAL, 0)
-            spawner.join()
         assert isinstance(event, pc.ExecEvent) and len(fired) >= 3
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -149,22 +148,6 @@ def test_ctrl_c_interrupts_a_blocking_receive_promptly(loop: str) -> None:
     assert "KeyboardInterrupt" in err
 
 
-def _passive_member_sees_events() -> bool:
-    """A socket that joined the group without LISTEN gets events only while someone listens."""
-    passive = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, pc.NETLINK_CONNECTOR)
-    try:
-        passive.bind((0, pc.CN_IDX_PROC))
-        passive.settimeout(0.5)
-        subprocess.run(["/bin/true"], check=True)
-        try:
-            passive.recv(1024)
-            return True
-        except TimeoutError:
-            return False
-    finally:
-        passive.close()
-
-
 def test_many_open_close_cycles_leak_no_descriptor() -> None:
     fds = len(os.listdir("/proc/self/fd"))
     for _ in range(10_000):
@@ -185,19 +168,6 @@ def test_every_listen_is_matched_by_an_ignore(conn: pc.ProcConnector) -> None:
     acks += [e for e in conn.recv_batch(0.3) if isinstance(e, pc.AckEvent)]
     assert len(acks) == 2 * cycles  # one LISTEN and one IGNORE per cycle...
     assert all(a.err == 0 for a in acks)  # ...both accepted
-
-
-def test_closed_connectors_leave_no_listener_behind() -> None:
-    if _passive_member_sees_events():
-        pytest.skip(
-            "the kernel counts other listeners (another process, or one killed "
-            "without IGNORE earlier on this machine)"
-        )
-    with pc.ProcConnector():
-        assert _passive_member_sees_events()  # the probe works
-    for _ in range(100):
-        pc.ProcConnector().close()
-    assert not _passive_member_sees_events()
 
 
 def test_a_forked_child_does_not_disturb_the_parent(conn: pc.ProcConnector) -> None:

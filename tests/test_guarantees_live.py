@@ -1,0 +1,193 @@
+"""SECURITY.md's guarantees on every receive path, against the real kernel.
+
+Each path (``recv``, ``recv(buf)``, ``recv_timeout``, ``recv_timeout(buf=...)``, ``recv_batch``,
+``for``, ``async for``) gets the same forged senders, stale bytes, forced loss and deadlines.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+import pyprocconn as pc
+from pyprocconn import _libc
+from pyprocconn.connector import _control_message
+from tests import paths, triggers
+from tests.paths import PATHS, Item, forged_ack, forged_exec, forger, gather, ticking
+from tests.triggers import of
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
+FAKE_PIDS = (0x7FFFFF01, 0x7FFFFF02, 0x7FFFFF03)
+FORGED_DATAGRAMS = 70  # more than the connector's 64 batch slots: every slot gets stale bytes
+
+
+def _fakes(items: list[Item]) -> list[Item]:
+    return [e for e in items if getattr(e, "process_pid", None) in FAKE_PIDS]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_forged_datagrams_and_stale_bytes_never_surface(path: str) -> None:
+    """Forged unicasts (two messages each) from a real socket fill the slots or the caller's
+    buffer first; the kernel's shorter datagrams then land on top of their bytes."""
+    buffer = bytearray(forged_exec(FAKE_PIDS[2]) * 7)  # the caller's buffer, poisoned
+    with pc.ProcConnector() as conn, forger() as sock:
+        datagram = forged_exec(FAKE_PIDS[0]) + forged_exec(FAKE_PIDS[1])
+        for _ in range(FORGED_DATAGRAMS):
+            sock.sendto(datagram, (conn.port_id, 0))
+        pid = triggers.exit_with(0)
+        with ticking():
+            items = gather(conn, path, lambda got: bool(of(got, pc.ExitEvent, pid)), buf=buffer)
+        assert of(items, pc.ExecEvent, pid), "the real events came through"
+        assert not _fakes(items)
+        stats = conn.stats
+        assert stats.foreign == FORGED_DATAGRAMS
+        assert stats.malformed == 0  # nothing past a datagram's bytes was read as a message
+        assert stats.received >= len([e for e in items if isinstance(e, pc.ProcEvent)])
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_loss_is_reported_on_every_path(path: str) -> None:
+    with pc.ProcConnector(rcvbuf=4096) as conn:
+        for child in [subprocess.Popen(["/bin/true"]) for _ in range(150)]:
+            child.wait(timeout=30)
+
+        def all_loss_reported(items: list[Item]) -> bool:
+            markers = [e for e in items if isinstance(e, pc.EventsLost)]
+            known = sum(m.lost for m in markers if m.lost is not None)
+            unknown = sum(1 for m in markers if m.lost is None)
+            stats = conn.stats
+            return stats.lost > 0 and (known, unknown) == (stats.lost, stats.overruns)
+
+        with ticking():  # events on every CPU reveal each CPU's sequence gap
+            items = gather(conn, path, all_loss_reported, timeout=15)
+        stats = conn.stats
+        assert stats.overruns >= 1 and stats.lost > 0, stats
+        assert all_loss_reported(items), (stats, [e for e in items if type(e) is pc.EventsLost])
+
+
+@pytest.mark.parametrize("path", ["recv_timeout", "recv_timeout_buf", "recv_batch"])
+def test_deadlines_are_kept_from_both_sides(path: str) -> None:
+    """A 1 s timeout with nothing to receive ends after 1 s, and not much later (the bound is
+    generous for a loaded machine, far below what a 1.5x wait would take)."""
+    with pc.ProcConnector(events=pc.EventType.PTRACE) as conn:
+        started = time.monotonic()
+        result = paths.receive(conn, path)
+        elapsed = time.monotonic() - started
+    assert result in (None, [])
+    assert 1.0 <= elapsed < 1.4, elapsed
+
+
+def test_a_forged_ack_during_subscription_is_not_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forger who knows the request's token answers first, with a refusal: only the kernel's
+    own ack counts, so the subscription succeeds and the forgery is counted."""
+    real_send = _libc.sendto_kernel
+    forged_count = 0
+    with forger() as sock:
+
+        def answer_first(fd: int, data: bytes) -> None:
+            nonlocal forged_count
+            request = pc.kernel.connector.cn_msg.from_buffer_copy(data, pc.SIZE_NLMSGHDR)
+            port = _libc.port_id(fd)
+            sock.sendto(forged_ack(request.ack, errno.EPERM), (port, 0))
+            forged_count += 1
+            real_send(fd, data)
+
+        monkeypatch.setattr(_libc, "sendto_kernel", answer_first)
+        conn = pc.ProcConnector()
+        monkeypatch.undo()
+    try:
+        assert forged_count >= 1
+        assert conn.stats.foreign == forged_count
+        assert not any(isinstance(e, pc.AckEvent) for e in conn.recv_batch(0.2))
+    finally:
+        conn.close()
+
+
+def test_a_refused_subscription_raises_with_the_kernels_errno(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kernel refuses an operation it does not know (EINVAL): the connector must raise it,
+    not carry on unsubscribed, and leave no descriptor behind. (The kernel acks only while
+    someone listens, so another connector is open meanwhile.)"""
+    with pc.ProcConnector():
+        gc.collect()
+        fds = sorted(os.listdir("/proc/self/fd"))
+        monkeypatch.setattr(pc.kernel.cn_proc, "PROC_CN_MCAST_LISTEN", 7)
+        with pytest.raises(OSError) as caught:
+            pc.ProcConnector(ack_timeout=2.0)
+        monkeypatch.undo()
+        gc.collect()
+        assert sorted(os.listdir("/proc/self/fd")) == fds
+    assert caught.value.errno == errno.EINVAL
+    assert not isinstance(caught.value, pc.ConnectorUnavailableError)
+
+
+def _kernel_still_sends_to(fd: int) -> bool:
+    """Whether the kernel still counts the socket behind ``fd`` (a duplicate kept open after the
+    connector closed) as a listener. Leaves it unsubscribed either way."""
+    sock = socket.socket(fileno=fd)
+    try:
+        sock.setblocking(False)
+        while True:  # what was queued before the unsubscription is not the question
+            try:
+                sock.recv(65536)
+            except BlockingIOError:
+                break
+        sock.settimeout(0.5)
+        subprocess.run(["/bin/true"], check=True)
+        try:
+            sock.recv(65536)
+        except TimeoutError:
+            return False
+        sock.sendto(_control_message(pc.PROC_CN_MCAST_IGNORE, None, 1), (0, 0))  # clean up
+        return True
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("events", [None, pc.EventType.EXEC], ids=["all", "kernel-filtered"])
+@pytest.mark.parametrize("how", ["close", "with", "garbage"])
+def test_every_way_of_closing_unsubscribes(how: str, events: pc.EventType | None) -> None:
+    """The kernel's listener count is the sum of its subscribed sockets, so each socket is
+    checked directly, through a duplicate descriptor: this cannot be hidden by other programs'
+    listeners on the machine."""
+    conn = pc.ProcConnector(events=events)
+    duplicate = os.dup(conn.fileno())
+    if how == "close":
+        conn.close()
+    elif how == "with":
+        with conn:
+            pass
+    else:
+        del conn
+        gc.collect()
+    assert not _kernel_still_sends_to(duplicate)
+
+
+def test_a_subscribed_socket_is_seen_by_the_probe() -> None:
+    """The probe above is not blind: a socket still subscribed is reported."""
+    conn = pc.ProcConnector()
+    duplicate = os.dup(conn.fileno())
+    try:
+        assert _kernel_still_sends_to(duplicate)  # and the probe unsubscribed it
+    finally:
+        conn.close()
+
+
+def test_no_listener_is_left_on_the_machine(listeners_at_start: bool) -> None:
+    """Relative to the session's start: if nobody listened then, nobody listens now (every
+    connector of every test before this one unsubscribed)."""
+    if listeners_at_start:
+        pytest.skip(
+            "another program listened when the session started; "
+            "test_every_way_of_closing_unsubscribes checks each socket instead"
+        )
+    for _ in range(100):
+        pc.ProcConnector().close()
+    assert not paths.passive_member_sees_events()
