@@ -1,7 +1,9 @@
 """The pure parser and the zero-copy iterator on golden datagrams captured from the kernel.
 
 Unprivileged: bytes only. ``tests/fixtures/golden.json`` is written by
-``python -m tests.fixtures.capture_golden`` (as root), which records kernel and architecture.
+``python -m tests.fixtures.capture_golden`` (as root), which records kernel and architecture and,
+beside each datagram, an oracle known without the decoder: the values its trigger used, and
+cpu/timestamp_ns read through the generated ctypes layouts, within bounds taken at capture.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import pytest
 
 import pyprocconn as pc
 from pyprocconn.kernel import netlink
+from pyprocconn.parse import DecodeState, decode, decode_slots
+from tests.fixtures import capture_golden
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden.json").read_text())
 DATAGRAMS: dict[str, dict[str, Any]] = GOLDEN["datagrams"]
@@ -36,33 +40,105 @@ def _message(kind: int, payload: bytes = b"") -> bytes:
     return bytes(header) + payload + b"\0" * (pc.nlmsg_align(len(payload)) - len(payload))
 
 
+def expected(name: str) -> dict[str, Any]:
+    """What ``DATAGRAMS[name]`` must decode to, every field, without pyprocconn's decoder.
+
+    The kernel-known fields are what the trigger did (``oracle.trigger``); cpu and timestamp_ns,
+    which only the kernel knows, are read here from the bytes through the generated ctypes layouts.
+    """
+    reading = capture_golden.read_datagram(golden(name))
+    return {
+        **DATAGRAMS[name]["oracle"]["trigger"],
+        "cpu": reading.cpu,
+        "timestamp_ns": reading.timestamp_ns,
+    }
+
+
 @pytest.mark.parametrize("name", sorted(DATAGRAMS))
-def test_golden_datagram_decodes_to_the_recorded_event(name: str) -> None:
+def test_golden_datagram_decodes_to_what_the_trigger_did(name: str) -> None:
     data = golden(name)
     assert len(data) == pc.SIZE_NLMSGHDR + pc.SIZE_CN_MSG + 40
     (event,) = pc.parse_events(data)
-    assert type(event).__name__ == DATAGRAMS[name]["type"]
-    assert event.to_dict() == DATAGRAMS[name]["event"]
+    assert type(event).__name__ == DATAGRAMS[name]["oracle"]["type"]
+    assert event.to_dict() == expected(name)  # the same fields, each with the oracle's value
+
+
+@pytest.mark.parametrize("name", sorted(DATAGRAMS))
+def test_golden_datagram_decodes_to_the_same_on_every_decoding_path(name: str) -> None:
+    """The checked path, the connector's recvmmsg path, and a newer kernel's longer event."""
+    data = golden(name)
+    longer = bytearray(data + bytes(8))  # a proc_event 8 bytes longer: structs grow at the end
+    struct.pack_into("=I", longer, 0, len(longer))  # nlmsg_len
+    struct.pack_into("=H", longer, 32, 48)  # cn_msg.len
+    checked: list[Any] = []
+    decode(data, 0, len(data), checked, DecodeState())  # a state skips the fast runs
+    paths: dict[str, list[Any]] = {
+        "parse_events, longer": pc.parse_events(longer),
+        "checked": checked,
+    }
+    for label, datagram in (("slots", data), ("slots, longer", longer)):
+        paths[label] = []
+        slot = bytearray(datagram)
+        decode_slots(slot, len(slot), [(0, len(slot))], None, paths[label], DecodeState())
+    for label, events in paths.items():
+        assert [type(e).__name__ for e in events] == [DATAGRAMS[name]["oracle"]["type"]], label
+        assert [e.to_dict() for e in events] == [expected(name)], label
+
+
+@pytest.mark.parametrize("name", sorted(DATAGRAMS))
+def test_golden_oracle_agrees_with_the_bytes_read_through_ctypes(name: str) -> None:
+    """The fixture itself: the kernel's bytes carry the trigger's values and fit the bounds."""
+    assert capture_golden.check(DATAGRAMS[name]) == []
 
 
 def test_golden_fields_carry_what_the_triggers_did() -> None:
-    events = {name: pc.parse_events(golden(name))[0] for name in DATAGRAMS}
-    assert (events["uid"].ruid, events["uid"].euid) == (2000, 2001)  # type: ignore[attr-defined]
-    assert (events["gid"].rgid, events["gid"].egid) == (1000, 1001)  # type: ignore[attr-defined]
-    assert events["comm"].comm == "golden-comm"  # type: ignore[attr-defined]
-    assert events["exit"].exit_code == 0x300  # type: ignore[attr-defined]
-    assert events["exit_sigkill"].exit_code == signal.SIGKILL  # type: ignore[attr-defined]
-    assert events["ptrace_detach"].tracer_pid == 0  # type: ignore[attr-defined]
-    assert events["ack"].err == 0  # type: ignore[attr-defined]
-    fork = events["fork"]
-    assert isinstance(fork, pc.ForkEvent) and fork.child_pid == events["exec"].process_pid  # type: ignore[attr-defined]
+    """The trigger values spelled out, so the oracle cannot drift from what capture_golden did."""
+    events = {name: pc.parse_events(golden(name))[0].to_dict() for name in DATAGRAMS}
+    me = GOLDEN["capture"]["capturer_pid"]
+    assert {name: e["what"] for name, e in events.items()} == {
+        "ack": pc.PROC_EVENT_NONE,
+        "fork": pc.PROC_EVENT_FORK,
+        "exec": pc.PROC_EVENT_EXEC,
+        "exit": pc.PROC_EVENT_EXIT,
+        "exit_sigkill": pc.PROC_EVENT_EXIT,
+        "exit_sigabrt": pc.PROC_EVENT_EXIT,
+        "uid": pc.PROC_EVENT_UID,
+        "gid": pc.PROC_EVENT_GID,
+        "sid": pc.PROC_EVENT_SID,
+        "comm": pc.PROC_EVENT_COMM,
+        "ptrace_attach": pc.PROC_EVENT_PTRACE,
+        "ptrace_detach": pc.PROC_EVENT_PTRACE,
+        "coredump": pc.PROC_EVENT_COREDUMP,
+    }
+    assert events["ack"]["err"] == 0
+    assert capture_golden.read_datagram(golden("ack")).cn_msg["ack"] == capture_golden.TOKEN + 1
+    assert (events["uid"]["ruid"], events["uid"]["euid"]) == (2000, 2001)
+    assert (events["gid"]["rgid"], events["gid"]["egid"]) == (1000, 1001)
+    assert events["uid"]["process_pid"] == events["gid"]["process_pid"]
+    assert events["comm"]["comm"] == "golden-comm"
+    assert events["exit"]["exit_code"] == 0x300  # exit(3)
+    assert events["exit_sigkill"]["exit_code"] == signal.SIGKILL
+    assert events["exit_sigabrt"]["exit_code"] == signal.SIGABRT  # RLIMIT_CORE 0: no 0x80
+    assert events["ptrace_attach"]["tracer_pid"] == events["ptrace_attach"]["tracer_tgid"] == me
+    assert events["ptrace_detach"]["tracer_pid"] == events["ptrace_detach"]["tracer_tgid"] == 0
+    assert events["ptrace_attach"]["process_pid"] == events["ptrace_detach"]["process_pid"]
+    child = events["fork"]["child_pid"]
+    assert child == events["exec"]["process_pid"] == events["exit"]["process_pid"]
+    assert events["coredump"]["process_pid"] == events["exit_sigabrt"]["process_pid"]
+    for name, event in events.items():
+        if "process_pid" in event:
+            assert event["process_tgid"] == event["process_pid"], name  # single-threaded
+        if "parent_pid" in event:
+            assert event["parent_pid"] == event["parent_tgid"] == me, name
+        if name.startswith("exit"):
+            assert event["exit_signal"] == signal.SIGCHLD, name
 
 
 def test_several_messages_in_one_buffer_with_noop_and_ack_error_zero() -> None:
     names = ["fork", "exec", "exit"]
     data = golden(names[0]) + _message(pc.NLMSG_NOOP) + golden(names[1])
     data += _message(pc.NLMSG_ERROR, struct.pack("=i", 0) + bytes(16)) + golden(names[2])
-    assert [e.to_dict() for e in pc.parse_events(data)] == [DATAGRAMS[n]["event"] for n in names]
+    assert [e.to_dict() for e in pc.parse_events(data)] == [expected(n) for n in names]
 
 
 def test_nlmsg_error_becomes_oserror_and_overrun_becomes_overrun_error() -> None:
@@ -115,7 +191,7 @@ def test_a_malformed_message_keeps_the_events_before_it() -> None:
     with pytest.raises(pc.MalformedMessageError) as caught:
         pc.parse_events(data)
     assert caught.value.offset == len(golden("fork"))
-    assert [e.to_dict() for e in caught.value.events] == [DATAGRAMS["fork"]["event"]]
+    assert [e.to_dict() for e in caught.value.events] == [expected("fork")]
 
 
 def test_unknown_event_type_keeps_its_raw_data() -> None:

@@ -124,3 +124,36 @@ def collect(
 
 def of(events: Iterable[Any], cls: type[E], pid: int, key: str = "process_pid") -> list[E]:
     return [e for e in events if isinstance(e, cls) and getattr(e, key) == pid]
+
+
+# Triggers that also return the raw wait(2) status the parent got from waitpid: the value an EXIT
+# event's exit_code encodes, known without decoding any event (tests/fixtures/capture_golden.py).
+ABORT_WITHOUT_CORE_CODE = (
+    "import os, resource; resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); os.abort()"
+)
+
+
+def reap(child: subprocess.Popen[bytes]) -> int:
+    """Wait for ``child`` with waitpid(2) and return the raw wait status (Popen keeps only -sig)."""
+    _, status = os.waitpid(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return status
+
+
+def exit_with_reaped(status: int) -> tuple[int, int]:
+    """``/bin/sh -c "exit STATUS"``: its pid and wait status."""
+    child = subprocess.Popen(["/bin/sh", "-c", f"exit {status}"])
+    return child.pid, reap(child)
+
+
+def killed_by_sigkill_reaped() -> tuple[int, int]:
+    """A ``sleep 30`` killed with SIGKILL: its pid and wait status."""
+    child = subprocess.Popen(["sleep", "30"])
+    child.send_signal(signal.SIGKILL)
+    return child.pid, reap(child)
+
+
+def abort_without_core_reaped() -> tuple[int, int]:
+    """A Python child that sets RLIMIT_CORE to 0 and aborts: its pid and wait status."""
+    child = python_child(ABORT_WITHOUT_CORE_CODE)
+    return child.pid, reap(child)
