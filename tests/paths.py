@@ -29,15 +29,19 @@ PATHS: dict[str, bool] = {
 BUFFER_PATHS = [name for name in PATHS if name.endswith("_buf")]
 
 
+def _run_true() -> None:
+    subprocess.run(["/bin/true"], check=True)
+
+
 @contextmanager
-def ticking(interval: float = 0.05) -> Iterator[None]:
-    """Run ``/bin/true`` every ``interval`` seconds meanwhile, so a blocking receive always has
-    an event to return and a bounded loop around it stays bounded."""
+def ticking(interval: float = 0.05, trigger: Callable[[], object] = _run_true) -> Iterator[None]:
+    """Run ``trigger`` (``/bin/true``) every ``interval`` seconds meanwhile, so a blocking
+    receive always has an event to return and a bounded loop around it stays bounded."""
     stop = threading.Event()
 
     def tick() -> None:
         while not stop.wait(interval):
-            subprocess.run(["/bin/true"], check=True)
+            trigger()
 
     thread = threading.Thread(target=tick, daemon=True)
     thread.start()

@@ -187,9 +187,19 @@ def test_overrun_is_reported_with_the_exact_count_and_the_connector_goes_on() ->
             assert set(mine) <= set(window)
             missing += len(window) - len(mine)
         assert small.stats.lost == missing
-        # Still working after the overrun.
-        pid = triggers.exit_with(0)
-        assert of(collect(small, lambda e: bool(of(e, pc.ExitEvent, pid))), pc.ExitEvent, pid)
+        # Still working after the overrun (retried: other load on the machine may overrun
+        # the small buffer again meanwhile).
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            pid = triggers.exit_with(0)
+
+            def seen(events: list[pc.ProcEvent], pid: int = pid) -> bool:
+                return bool(of(events, pc.ExitEvent, pid))
+
+            if seen(collect(small, seen, 2.0)):
+                break
+        else:
+            pytest.fail("no event came through after the overrun")
     finally:
         small.close()
         reference.close()

@@ -1,0 +1,312 @@
+"""``python -m tests.mutations``: break the package on purpose, one obvious break at a time, and
+check that the tests catch each one.
+
+Each mutation replaces one exact piece of source text (it must occur exactly once: a mutation
+that no longer applies is an error, so the list follows the code) in a temporary copy of the
+project, then runs the tests that guard it. A mutation the tests do not catch "survives": the
+command names it and exits 1. It prints ``N/M mutations killed``. Live tests need root; the run
+takes about three minutes here (2 cores), so it is not part of every CI run.
+
+    python -m tests.mutations            # all
+    python -m tests.mutations --list     # names only
+    python -m tests.mutations NAME...    # some
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GUARANTEES = "tests/test_guarantees_live.py"
+FORGED = f"{GUARANTEES}::test_forged_datagrams_and_stale_bytes_never_surface"
+LOSS = f"{GUARANTEES}::test_loss_is_reported_on_every_path"
+DEADLINES = f"{GUARANTEES}::test_deadlines_are_kept_from_both_sides"
+CLOSING = f"{GUARANTEES}::test_every_way_of_closing_unsubscribes"
+PARSE = "tests/test_parse.py"
+FUZZ = "tests/test_fuzz.py"
+HOSTILE = "tests/test_hostile_live.py"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    guarantee: str  # the SECURITY.md guarantee (or API promise) it breaks
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS = [
+    # The audit's thirteen.
+    Mutation(
+        "batch decoder ignores senders",
+        "only the kernel speaks",
+        "pyprocconn/parse.py",
+        "if flags & _MSG_TRUNC or (senders is not None and senders[start // slot_size]):",
+        "if flags & _MSG_TRUNC:",
+        (FORGED,),
+    ),
+    Mutation(
+        "caller-buffer path takes every sender for the kernel",
+        "only the kernel speaks",
+        "pyprocconn/connector.py",
+        "sender = [self._recvfrom.sender.nl_pid]",
+        "sender = [0]",
+        (FORGED,),
+    ),
+    Mutation(
+        "caller-buffer path decodes the whole buffer",
+        "nothing is read past the bytes received",
+        "pyprocconn/connector.py",
+        "received = [(flags, min(nbytes, len(view)))]",
+        "received = [(flags, len(view))]",
+        (FORGED,),
+    ),
+    Mutation(
+        "batch decoder reads the whole slot",
+        "nothing is read past the bytes received",
+        "pyprocconn/parse.py",
+        "        start += slot_size\n",
+        "        start += slot_size\n        nbytes = slot_size\n",
+        (FORGED,),
+    ),
+    Mutation(
+        "loss gap off by one",
+        "loss is never silent",
+        "pyprocconn/parse.py",
+        "            if last is not None and seq != (last + 1) & 0xFFFFFFFF:\n"
+        "                gap = (seq - last - 1) & 0xFFFFFFFF",
+        "            if last is not None and seq != (last + 1) & 0xFFFFFFFF:\n"
+        "                gap = (seq - last - 2) & 0xFFFFFFFF",
+        (
+            LOSS,
+            "tests/test_connector_live.py::"
+            "test_overrun_is_reported_with_the_exact_count_and_the_connector_goes_on",
+        ),
+    ),
+    Mutation(
+        "LISTEN sent instead of IGNORE on close",
+        "resources: every LISTEN is matched by an IGNORE",
+        "pyprocconn/connector.py",
+        "_control_message(cn_proc.PROC_CN_MCAST_IGNORE, None, self._token())",
+        "_control_message(cn_proc.PROC_CN_MCAST_LISTEN, None, self._token())",
+        (CLOSING,),
+    ),
+    Mutation(
+        "the timeout waits 1.5x too long",
+        "a receive with a timeout keeps its deadline",
+        "pyprocconn/connector.py",
+        "max(0.0, timeout) * 1000",
+        "max(0.0, timeout) * 1500",
+        (DEADLINES,),
+    ),
+    Mutation(
+        "the iterator drops EventsLost",
+        "loss is never silent",
+        "pyprocconn/connector.py",
+        "                yield self._take()\n            self._fill(None, self._linger)",
+        "                item = self._take()\n"
+        "                if type(item) is not EventsLost:\n"
+        "                    yield item\n"
+        "            self._fill(None, self._linger)",
+        (LOSS,),
+    ),
+    Mutation(
+        "an error ack during subscribing is ignored",
+        "a refused subscription raises",
+        "pyprocconn/connector.py",
+        "        if error:\n            advice",
+        "        if False:\n            advice",
+        (f"{GUARANTEES}::test_a_refused_subscription_raises_with_the_kernels_errno",),
+    ),
+    Mutation(
+        "no EINTR retry",
+        "signals",
+        "pyprocconn/_libc.py",
+        "        result = function(*args)\n        if result != -1:\n            return result\n"
+        "        error = ctypes.get_errno()\n        if error != errno.EINTR:",
+        "        result = function(*args)\n        if result != -1:\n            return result\n"
+        "        error = ctypes.get_errno()\n        if True:",
+        (f"{HOSTILE}::test_signal_handlers_during_a_blocking_receive_are_retried",),
+    ),
+    Mutation(
+        "a forked child sends IGNORE",
+        "fork() rule",
+        "pyprocconn/connector.py",
+        "if os.getpid() == self._owner_pid:",
+        "if True:",
+        (f"{HOSTILE}::test_a_forked_child_does_not_disturb_the_parent",),
+    ),
+    Mutation(
+        "parse_events ignores nbytes",
+        "nothing is read past the bytes received",
+        "pyprocconn/parse.py",
+        "end = size if nbytes is None else nbytes",
+        "end = size",
+        (PARSE, FUZZ),
+    ),
+    Mutation(
+        "the async iterator drops EventsLost",
+        "loss is never silent",
+        "pyprocconn/connector.py",
+        "                yield self._take()\n            ready = loop.create_future()",
+        "                item = self._take()\n"
+        "                if type(item) is not EventsLost:\n"
+        "                    yield item\n"
+        "            ready = loop.create_future()",
+        (LOSS,),
+    ),
+    # One more per SECURITY.md guarantee, on code the thirteen do not touch.
+    Mutation(
+        "a batch from anyone is taken as the kernel's",
+        "only the kernel speaks",
+        "pyprocconn/_libc.py",
+        "if names == self._from_kernel[: len(names)]:",
+        "if True:",
+        (FORGED, f"{GUARANTEES}::test_a_forged_ack_during_subscription_is_not_taken"),
+    ),
+    Mutation(
+        "the message iterator ignores nbytes",
+        "nothing is read past the bytes received",
+        "pyprocconn/parse.py",
+        "self._end = len(view) if nbytes is None else nbytes",
+        "self._end = len(view)",
+        (PARSE, FUZZ),
+    ),
+    Mutation(
+        "nlmsg_len not checked against the bytes left",
+        "bad bytes never crash the receiver",
+        "pyprocconn/parse.py",
+        "    length, kind = _NLMSGHDR.unpack_from(buffer, offset)[:2]\n"
+        "    if length < SIZE_NLMSGHDR or length > remaining:",
+        "    length, kind = _NLMSGHDR.unpack_from(buffer, offset)[:2]\n"
+        "    if length < SIZE_NLMSGHDR:",
+        (PARSE, FUZZ),
+    ),
+    Mutation(
+        "ENOBUFS swallowed by the batch receive",
+        "loss is never silent",
+        "pyprocconn/connector.py",
+        "                    self._overruns += 1\n"
+        "                    pending.append(EventsLost(None))",
+        "                    self._overruns += 1",
+        (LOSS,),
+    ),
+    Mutation(
+        "close leaks the descriptor",
+        "resources: no descriptor leaks",
+        "pyprocconn/connector.py",
+        "        finally:\n            _libc.close(fd)",
+        "        finally:\n            pass",
+        ("tests/test_connector_live.py::test_repeated_open_close_leaks_no_descriptor",),
+    ),
+    Mutation(
+        "the ack wait ignores its bound",
+        "namespaces: construction fails after a bounded wait",
+        "pyprocconn/connector.py",
+        "        deadline = time.monotonic() + timeout\n        try:",
+        "        deadline = time.monotonic() + 10 * timeout\n        try:",
+        (f"{HOSTILE}::test_outside_the_initial_namespaces_construction_fails_cleanly",),
+    ),
+    Mutation(
+        "a failed construction leaks its socket",
+        "namespaces: no descriptor left behind",
+        "pyprocconn/connector.py",
+        "        except BaseException:\n            _libc.close(self._fd)",
+        "        except BaseException:\n            pass",
+        (
+            f"{HOSTILE}::test_outside_the_initial_namespaces_construction_fails_cleanly",
+            f"{GUARANTEES}::test_a_refused_subscription_raises_with_the_kernels_errno",
+        ),
+    ),
+]
+
+
+def _pytest(copy: Path, tests: tuple[str, ...]) -> tuple[int, str]:
+    environment = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=copy,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    return done.returncode, lines[-1] if lines else done.stderr.strip()[-200:]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.mutations", description=__doc__)
+    parser.add_argument("names", nargs="*", help="run only these mutations")
+    parser.add_argument("--list", action="store_true", help="list the mutations and stop")
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if not args.names or m.name in args.names]
+    if args.list or not chosen:
+        for mutation in MUTATIONS:
+            print(f"{mutation.name}  [{mutation.guarantee}]")
+        return 0 if chosen or args.list else 2
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="pyprocconn-mutations-") as scratch:
+        copy = Path(scratch) / "project"
+        shutil.copytree(
+            ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info")
+        )
+        where = subprocess.run(
+            [sys.executable, "-c", "import pyprocconn; print(pyprocconn.__file__)"],
+            cwd=copy,
+            env={**os.environ, "PYTHONPATH": str(copy)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        if not where.startswith(str(copy)):
+            print(f"the copy imports another pyprocconn ({where.strip()}): cannot mutate it")
+            return 2
+        stale = [m.name for m in chosen if (copy / m.file).read_text().count(m.old) != 1]
+        if stale:
+            print(f"these mutations no longer apply (the code changed): {stale}")
+            return 2
+        tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        code, summary = _pytest(copy, tests)
+        if code != 0:
+            print(f"the unmutated copy fails its tests ({summary}): fix that first")
+            return 2
+        survivors = []
+        for mutation in chosen:
+            path = copy / mutation.file
+            original = path.read_text()
+            path.write_text(original.replace(mutation.old, mutation.new))
+            began = time.monotonic()
+            try:
+                code, summary = _pytest(copy, mutation.tests)
+            finally:
+                path.write_text(original)
+            verdict = "killed" if code not in (0, 5) else "SURVIVED"
+            if code == 5:
+                summary = "no tests collected"
+            if verdict == "SURVIVED":
+                survivors.append(mutation.name)
+            print(
+                f"{verdict:8}  {mutation.name}  ({time.monotonic() - began:.0f} s: {summary})",
+                flush=True,
+            )
+    killed = len(chosen) - len(survivors)
+    print(f"{killed}/{len(chosen)} mutations killed in {time.monotonic() - started:.0f} s")
+    if survivors:
+        print(f"survived: {'; '.join(survivors)}")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
