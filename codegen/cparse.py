@@ -20,6 +20,7 @@ from pycparser import c_ast, c_parser
 
 from codegen.cexpr import INTEGER_TYPES, CInt, Evaluator, NotConstantError, enum_constant
 from codegen.comments import CommentIndex
+from codegen.events import event_members
 from codegen.model import (
     AlignmentGuard,
     Array,
@@ -143,6 +144,7 @@ class _Builder:
         self.names: dict[str, CInt] = {}
         self.records: dict[tuple[str, str], Record] = {}  # (kind, C tag) -> record
         self.live: dict[str, type[ctypes.Structure] | type[ctypes.Union]] = {}
+        self.field_enums: dict[tuple[str, str], EnumBlock] = {}  # (record, field) -> its enum
         typedefs = {name: INTEGER_TYPES[c] for name, (c, _) in KERNEL_TYPES.items()}
         self.evaluator = Evaluator(self.names, self._sizeof_record, typedefs)
 
@@ -295,7 +297,11 @@ class _Builder:
         if isinstance(inline_record, (c_ast.Struct, c_ast.Union)) and inline_record.decls:
             line = inline_record.coord.line  # the comment sits where the member's type opens
         path = f"{outer.c_name.split()[-1]}.{decl.name}"
-        ctype = self.ctype(decl.type, f"_{outer.name.lstrip('_')}_{decl.name}", path)
+        ctype = self.ctype(decl.type, f"{outer.name}_{decl.name}", path)
+        if isinstance(decl.type, c_ast.TypeDecl) and isinstance(decl.type.type, c_ast.Enum):
+            block = self._enum_block(decl.type.type)
+            if block is not None:
+                self.field_enums[(outer.name, decl.name)] = block
         return [
             Field(
                 name=decl.name,
@@ -366,9 +372,10 @@ class _Builder:
 
     def enum_type(self, node: c_ast.Enum) -> Scalar:
         """GCC's enum layout: 4 bytes, unsigned unless some enumerator is negative."""
-        values = self._enum_values(node)
-        if values is None:
+        block = self._enum_block(node)
+        if block is None:
             raise self.fail(node, f"enum {node.name} is used before it is defined")
+        values = [c.value for c in block.constants]
         spelled = f"enum {node.name}" if node.name else "enum"
         if min(values, default=0) < 0:
             if min(values) < -(1 << 31) or max(values) >= 1 << 31:
@@ -378,16 +385,14 @@ class _Builder:
             raise self.fail(node, f"{spelled} does not fit in 32 bits")
         return Scalar(spelled, "c_uint32", "int")
 
-    def _enum_values(self, node: c_ast.Enum) -> list[int] | None:
+    def _enum_block(self, node: c_ast.Enum) -> EnumBlock | None:
         for entry in self.module.constants:
-            if isinstance(entry, EnumBlock) and node.name and entry.name == node.name:
-                return [c.value for c in entry.constants]
-            if (
-                isinstance(entry, EnumBlock)
-                and node.values is not None
-                and entry.line == node.coord.line
-            ):
-                return [c.value for c in entry.constants]
+            if not isinstance(entry, EnumBlock):
+                continue
+            if node.name and entry.name == node.name:
+                return entry
+            if node.values is not None and entry.line == node.coord.line:
+                return entry
         return None
 
     # -- #defines -----------------------------------------------------------------------
@@ -432,6 +437,7 @@ class _Builder:
 
     def finish(self) -> HeaderModule:
         self.module.constants.sort(key=lambda entry: entry.line)
+        self.module.event_members = event_members(self.module.records, self.field_enums)
         return self.module
 
 

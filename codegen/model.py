@@ -43,7 +43,7 @@ class Field:
 class Record:
     """A struct or union. Anonymous ones are named after the path that holds them."""
 
-    name: str  # Python class name: the C tag, or "_<outer>_<field>" when anonymous
+    name: str  # Python class name: the C tag, or "<outer>_<field>" when anonymous
     kind: str  # "struct" or "union"
     line: int
     anonymous: bool
@@ -92,6 +92,14 @@ class AlignmentGuard:
     align: int
 
 
+@dataclass(frozen=True)
+class EventMember:
+    """One row of ``EVENT_DATA_MEMBERS``: an event type and the union member it fills."""
+
+    constant: str  # "PROC_EVENT_FORK"
+    member: str  # "fork"
+
+
 @dataclass
 class HeaderModule:
     header: str  # file name: "cn_proc.h"
@@ -102,3 +110,6 @@ class HeaderModule:
     records: list[Record] = field(default_factory=list)  # definition order: inner first
     skipped: list[Skipped] = field(default_factory=list)
     guards: list[AlignmentGuard] = field(default_factory=list)
+    # Event type -> proc_event.event_data member, in enum order; empty unless the module has
+    # both the event enum and the union (cn_proc.h).
+    event_members: list[EventMember] = field(default_factory=list)

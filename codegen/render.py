@@ -8,7 +8,17 @@ from pathlib import Path
 
 import jinja2
 
-from codegen.model import Array, Constant, CType, EnumBlock, Field, HeaderModule, RecordRef, Scalar
+from codegen.model import (
+    Array,
+    Constant,
+    CType,
+    EnumBlock,
+    Field,
+    HeaderModule,
+    Record,
+    RecordRef,
+    Scalar,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 LINE_LENGTH = 100
@@ -104,6 +114,18 @@ def constant_line(constant: Constant) -> str:
     return comment_block(constant.leading) + with_comment(code, "; ".join(parts) or None, 0)
 
 
+def docstring(record: Record) -> str:
+    """The class docstring, indented, quotes included."""
+    if not record.anonymous:
+        return f'    """``{record.c_name}``."""\n'
+    _, _, kind, path = record.c_name.split()
+    return (
+        f'    """The anonymous {kind} ``{path}``.\n\n'
+        "    Named after its path: the enclosing class's name and the member's, joined by ``_``.\n"
+        '    """\n'
+    )
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -120,11 +142,7 @@ def _environment() -> jinja2.Environment:
         field_comment=field_comment,
         constant_line=constant_line,
         with_comment=with_comment,
-        docstring=lambda c_name: (
-            f"``{c_name}``"
-            if not c_name.startswith("the ")
-            else f"The anonymous {c_name.split()[2]} ``{c_name.split()[3]}``"
-        ),
+        docstring=docstring,
     )
     env.tests["enum_block"] = lambda entry: isinstance(entry, EnumBlock)
     env.tests["flexible"] = lambda ctype: isinstance(ctype, Array) and ctype.length == 0

@@ -26,6 +26,8 @@ def named_records(module: ModuleType) -> dict[str, Record]:
     for name, value in vars(module).items():
         if name.startswith("_") or not isinstance(value, type):
             continue
+        if (value.__doc__ or "").startswith("The anonymous"):
+            continue  # no C tag: reached through the field paths of the record holding it
         if issubclass(value, ctypes.Structure):
             found[f"struct {name}"] = value
         elif issubclass(value, ctypes.Union):

@@ -148,3 +148,19 @@ def test_headers_readme_records_each_vendored_file() -> None:
     for header in sorted((ROOT / "headers").glob("*.h")):
         digest = hashlib.sha256(header.read_bytes()).hexdigest()
         assert f"`{header.name}`" in readme and digest in readme, header.name
+
+
+def test_output_folder_is_a_self_contained_package(tmp_path: Path) -> None:
+    package = tmp_path / "kernel_copy"
+    assert main(["--output", str(package)]) == 0
+    probe = (
+        f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\n"
+        "import kernel_copy\n"
+        "from kernel_copy import cn_proc\n"
+        "assert cn_proc.EVENT_DATA_MEMBERS[cn_proc.PROC_EVENT_UID] == 'id'\n"
+        "assert not [m for m in sys.modules if m.startswith(('pyprocconn', 'codegen'))]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr

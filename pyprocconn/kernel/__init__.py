@@ -5,7 +5,7 @@
 # Regenerate: python -m codegen  (--headers DIR --output DIR for other headers)
 """The kernel's layouts and constants, one module per vendored UAPI header, C names kept."""
 
-from pyprocconn.kernel import cn_proc, connector, netlink
+from . import cn_proc, connector, netlink
 
 __all__ = [
     "cn_proc",

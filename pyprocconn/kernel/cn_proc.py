@@ -51,8 +51,11 @@ class proc_input(ctypes.Structure):
     )
 
 
-class _proc_event_event_data_ack(ctypes.Structure):
-    """The anonymous struct ``proc_event.event_data.ack``."""
+class proc_event_event_data_ack(ctypes.Structure):
+    """The anonymous struct ``proc_event.event_data.ack``.
+
+    Named after its path: the enclosing class's name and the member's, joined by ``_``.
+    """
 
     err: int  # __u32
     _fields_ = (("err", ctypes.c_uint32),)
@@ -84,8 +87,11 @@ class exec_proc_event(ctypes.Structure):
     )
 
 
-class _id_proc_event_r(ctypes.Union):
-    """The anonymous union ``id_proc_event.r``."""
+class id_proc_event_r(ctypes.Union):
+    """The anonymous union ``id_proc_event.r``.
+
+    Named after its path: the enclosing class's name and the member's, joined by ``_``.
+    """
 
     ruid: int  # __u32; task uid
     rgid: int  # __u32; task gid
@@ -95,8 +101,11 @@ class _id_proc_event_r(ctypes.Union):
     )
 
 
-class _id_proc_event_e(ctypes.Union):
-    """The anonymous union ``id_proc_event.e``."""
+class id_proc_event_e(ctypes.Union):
+    """The anonymous union ``id_proc_event.e``.
+
+    Named after its path: the enclosing class's name and the member's, joined by ``_``.
+    """
 
     euid: int  # __u32
     egid: int  # __u32
@@ -111,13 +120,13 @@ class id_proc_event(ctypes.Structure):
 
     process_pid: int  # __kernel_pid_t
     process_tgid: int  # __kernel_pid_t
-    r: _id_proc_event_r
-    e: _id_proc_event_e
+    r: id_proc_event_r
+    e: id_proc_event_e
     _fields_ = (
         ("process_pid", ctypes.c_int),
         ("process_tgid", ctypes.c_int),
-        ("r", _id_proc_event_r),
-        ("e", _id_proc_event_e),
+        ("r", id_proc_event_r),
+        ("e", id_proc_event_e),
     )
 
 
@@ -194,10 +203,13 @@ class exit_proc_event(ctypes.Structure):
     )
 
 
-class _proc_event_event_data(ctypes.Union):
-    """The anonymous union ``proc_event.event_data``."""
+class proc_event_event_data(ctypes.Union):
+    """The anonymous union ``proc_event.event_data``.
 
-    ack: _proc_event_event_data_ack
+    Named after its path: the enclosing class's name and the member's, joined by ``_``.
+    """
+
+    ack: proc_event_event_data_ack
     fork: fork_proc_event
     exec: exec_proc_event
     id: id_proc_event
@@ -207,7 +219,7 @@ class _proc_event_event_data(ctypes.Union):
     coredump: coredump_proc_event
     exit: exit_proc_event
     _fields_ = (
-        ("ack", _proc_event_event_data_ack),
+        ("ack", proc_event_event_data_ack),
         ("fork", fork_proc_event),
         ("exec", exec_proc_event),
         ("id", id_proc_event),
@@ -226,13 +238,28 @@ class proc_event(ctypes.Structure):
     cpu: int  # __u32
     # __u64; __attribute__((aligned(8))); Number of nano seconds since system boot
     timestamp_ns: int
-    event_data: _proc_event_event_data  # must be last field of proc_event struct
+    event_data: proc_event_event_data  # must be last field of proc_event struct
     _fields_ = (
         ("what", ctypes.c_uint32),
         ("cpu", ctypes.c_uint32),
         ("timestamp_ns", ctypes.c_uint64),
-        ("event_data", _proc_event_event_data),
+        ("event_data", proc_event_event_data),
     )
+
+
+# Which member of proc_event.event_data each event type fills.
+EVENT_DATA_MEMBERS: Final[dict[int, str]] = {
+    PROC_EVENT_NONE: "ack",
+    PROC_EVENT_FORK: "fork",
+    PROC_EVENT_EXEC: "exec",
+    PROC_EVENT_UID: "id",
+    PROC_EVENT_GID: "id",
+    PROC_EVENT_SID: "sid",
+    PROC_EVENT_PTRACE: "ptrace",
+    PROC_EVENT_COMM: "comm",
+    PROC_EVENT_COREDUMP: "coredump",
+    PROC_EVENT_EXIT: "exit",
+}
 
 
 # __attribute__((aligned(8))) on proc_event.timestamp_ns: ctypes cannot raise a
