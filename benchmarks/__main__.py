@@ -8,6 +8,8 @@ but does not judge (CI machines are noisy). Needs root for the live part and gcc
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -15,18 +17,25 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from benchmarks import decode
 
 HERE = Path(__file__).resolve().parent
+TARGETS = {
+    "decode_rate": 1_000_000.0,  # parse_events on a recording, events/s
+    "vs_pyroute2": 20.0,  # parse_events at least this many times pyroute2's rate
+    "vs_floor": 3.0,  # the bare struct floor at most this many times parse_events' rate
+}
 BUDGETS = {
     "decode_rate": 1_000_000.0,  # parse_events on a recording, events/s
     "batch_cpu_us": 2.0,  # CPU per event, recv_batch with 1 ms linger, decode included
@@ -34,17 +43,28 @@ BUDGETS = {
 }
 
 
+FORK, EXIT = 0, 1
+Record = tuple[int, int, int | None, int]  # kind, pid, parent tgid (None: not said), exit code
+
+
+@dataclass
+class Report:
+    """What a consumer said about itself, parsed from its output."""
+
+    events: list[Record]  # its FORKs and EXITs in arrival order
+    lost_reported: int | None = None
+    overruns: int = 0
+    library_cpu: float | None = None  # inside pyprocconn's receive calls only
+    latencies_ns: list[int] = field(default_factory=list)
+
+
 @dataclass
 class LiveRound:
     expected: int
     received: int
-    cpu: float
-    total_received: int
+    cpu: float  # the consumer's CPU from just before the storm to its queue drained
     storm_seconds: float
-    library_cpu: float | None = None  # inside pyprocconn's receive calls only
-    lost_reported: int | None = None
-    overruns: int = 0
-    latencies_ns: list[int] = field(default_factory=list)
+    report: Report
 
     @property
     def lost(self) -> int:
@@ -52,57 +72,53 @@ class LiveRound:
 
     @property
     def cpu_per_event_us(self) -> float:
-        return 1e6 * self.cpu / max(1, self.total_received)
+        return 1e6 * self.cpu / max(1, self.received)
 
     @property
     def library_cpu_per_event_us(self) -> float | None:
-        if self.library_cpu is None:
+        if self.report.library_cpu is None:
             return None
-        return 1e6 * self.library_cpu / max(1, self.total_received)
+        return 1e6 * self.report.library_cpu / max(1, self.received)
 
 
-def build_storm(workdir: Path) -> Path:
-    binary = workdir / "storm"
-    subprocess.run(["gcc", "-O2", "-o", str(binary), str(HERE / "storm.c")], check=True)
+def storm_events_received(events: list[Record], workers: set[int], exit_code: int) -> int:
+    """How many of the storm's events are among a consumer's, taken in arrival order.
+
+    A FORK is the storm's when its parent is a worker. An EXIT must carry the storm's exit code
+    and name a worker as parent, or close an open storm FORK of the same pid (the kernel reports
+    parent 0 when the worker reaped first), or come from a consumer that does not say parents
+    (forkstat), whose FORKs count once the next EXIT of their pid carries the storm's code.
+    A FORK is closed at most once, so a pid the storm reuses (a round that forks more than
+    pid_max processes) is never counted twice."""
+    open_forks: Counter[int] = Counter()  # the storm's FORKs whose EXIT has not come yet
+    unproven: Counter[int] = Counter()  # FORKs of unknown parent, waiting for their EXIT
+    count = 0
+    for kind, pid, parent, code in events:
+        if kind == FORK:
+            if parent in workers:
+                count += 1
+                open_forks[pid] += 1
+            elif parent is None:
+                unproven[pid] += 1
+        elif code != exit_code:
+            unproven.pop(pid, None)  # that pid was another program's
+        elif open_forks[pid]:
+            open_forks[pid] -= 1
+            count += 1
+        elif unproven[pid]:
+            unproven[pid] -= 1
+            count += 2
+        elif parent is None or parent in workers:
+            count += 1
+    return count
+
+
+def build(workdir: Path, source: str, *flags: str) -> Path:
+    binary = workdir / Path(source).stem
+    headers = str(HERE.parent / "headers")
+    command = ["gcc", "-O2", "-I", headers, *flags, "-o", str(binary), str(HERE / source)]
+    subprocess.run(command, check=True)
     return binary
-
-
-def build_floor(workdir: Path) -> Path:
-    binary = workdir / "floor"
-    headers = HERE.parent / "headers"
-    subprocess.run(
-        ["gcc", "-O2", "-I", str(headers), "-o", str(binary), str(HERE / "floor.c")], check=True
-    )
-    return binary
-
-
-def _reveal_and_stop(consumer: subprocess.Popen[str]) -> None:
-    # A CPU's loss shows as a sequence gap at its next event: make one on every CPU.
-    for cpu in sorted(os.sched_getaffinity(0)):
-        subprocess.run(["taskset", "-c", str(cpu), "/bin/true"], check=True)
-    time.sleep(1.0)  # let the consumer drain what is queued
-    consumer.send_signal(signal.SIGUSR1)
-
-
-def live_floor(floor: Path, storm: Path, mode: str, workers: int, seconds: float) -> LiveRound:
-    """The same loop in C: what the kernel and the loop's design cost without Python."""
-    consumer = subprocess.Popen(
-        [str(floor), mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    _wait_ready(consumer)
-    storm_result = run_storm(storm, workers, seconds)
-    _reveal_and_stop(consumer)
-    out, _ = consumer.communicate(timeout=60)
-    result = json.loads(out)
-    expected = 2 * storm_result["forks"]
-    # It counts every event on the machine; the storm's are nearly all of them.
-    return LiveRound(
-        expected=expected,
-        received=min(result["received"], expected),
-        cpu=result["cpu"],
-        total_received=result["received"],
-        storm_seconds=storm_result["seconds"],
-    )
 
 
 def run_storm(storm: Path, workers: int, seconds: float) -> dict[str, Any]:
@@ -113,162 +129,237 @@ def run_storm(storm: Path, workers: int, seconds: float) -> dict[str, Any]:
     return result
 
 
-def _wait_ready(process: subprocess.Popen[str], timeout: float = 15.0) -> None:
-    assert process.stdout is not None
-    if not select.select([process.stdout], [], [], timeout)[0]:
-        process.kill()
-        raise RuntimeError("the consumer did not subscribe in time")
-    line = process.stdout.readline().strip()
-    if line != "ready":
-        raise RuntimeError(
-            f"consumer failed: {line!r} {process.stderr.read() if process.stderr else ''}"
+def _warn(text: str) -> None:
+    print(f"\n**WARNING: {text}**\n", flush=True)
+    print(f"WARNING: {text}", file=sys.stderr, flush=True)
+
+
+def _group_socket_inodes() -> set[str]:
+    """Inodes of the connector sockets that joined the process events group."""
+    lines = Path("/proc/net/netlink").read_text().splitlines()[1:]
+    rows = [line.split() for line in lines]
+    return {row[9] for row in rows if row[1] == "11" and int(row[3], 16) & 1}
+
+
+def _holders(inodes: set[str]) -> list[int]:
+    """Processes holding one of these sockets."""
+    links = {f"socket:[{inode}]" for inode in inodes}
+    found = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in links for fd in fd_dir.iterdir()):
+                found.append(int(fd_dir.parent.name))
+    return found
+
+
+def listener_registered(wait: float) -> bool:
+    """Whether the kernel counts any listener: a socket that joined the group but never sent
+    LISTEN receives events only then. It runs /bin/true and waits up to ``wait`` s."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 11) as probe:
+        probe.bind((0, 1))  # group CN_IDX_PROC
+        subprocess.run(["/bin/true"], check=True)
+        return bool(select.select([probe], [], [], wait)[0])
+
+
+@dataclass
+class Listener:
+    """How to run one consumer: it is stopped only with ``stop_signal``, which it honours by
+    unsubscribing."""
+
+    name: str
+    command: list[str]
+    stop_signal: signal.Signals
+    parse: Callable[[str, str], Report]  # (stdout, stderr) -> Report
+    says_ready: bool = True  # prints "ready" once subscribed; else: once it holds a group socket
+    env: dict[str, str] | None = None
+
+
+class Consumer:
+    """A running listener. SIGKILL (after which the kernel keeps its listener registered until
+    reboot) only if it does not stop at its own signal, and then loudly."""
+
+    def __init__(self, listener: Listener, scratch: Path) -> None:
+        self.listener = listener
+        # Files, not pipes: nothing has to read them during the storm. Closed in stop().
+        self.out = tempfile.TemporaryFile("w+", dir=scratch)  # noqa: SIM115
+        self.err = tempfile.TemporaryFile("w+", dir=scratch)  # noqa: SIM115
+        self.process = subprocess.Popen(
+            listener.command,
+            stdout=self.out,
+            stderr=self.err,
+            text=True,
+            cwd=HERE.parent,
+            env=listener.env,
         )
 
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.listener.name} failed: {self._read(self.err)}")
+            if self.listener.says_ready:
+                if self._read(self.out).startswith("ready\n"):
+                    return
+            elif self._holds_group_socket():
+                time.sleep(0.2)  # it sends LISTEN right after joining the group
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"{self.listener.name} did not subscribe within {timeout:g} s")
 
-def live_pyprocconn(
-    storm: Path,
-    mode: str,
-    workers: int,
-    seconds: float,
-    rcvbuf: int | None = None,
-    listen: float | None = None,
-) -> LiveRound:
-    if listen is None:
-        listen = seconds + 30  # a backstop: the consumer stops at SIGUSR1
-    command = [sys.executable, "-m", "benchmarks.consumer", mode, str(listen)]
+    def _holds_group_socket(self) -> bool:
+        inodes = {f"socket:[{inode}]" for inode in _group_socket_inodes()}
+        with contextlib.suppress(OSError):
+            fds = Path(f"/proc/{self.process.pid}/fd").iterdir()
+            return any(os.readlink(fd) in inodes for fd in fds)
+        return False
+
+    def cpu(self) -> float:
+        """Seconds on a CPU so far, all its threads (schedstat: nanoseconds, not clock ticks)."""
+        total = 0
+        for stat in Path(f"/proc/{self.process.pid}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError):
+                total += int(stat.read_text().split()[0])
+        return total / 1e9
+
+    def drained(self, limit: float = 30.0) -> float:
+        """Wait until it has worked off its queue (its CPU time stops growing); its CPU then."""
+        last = self.cpu()
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = self.cpu()
+            if now - last < 0.001:
+                return now
+            last = now
+        raise RuntimeError(f"{self.listener.name} still busy {limit:g} s after the storm")
+
+    def _catches(self, number: int) -> bool:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        caught = re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.MULTILINE)
+        return caught is not None and bool(int(caught.group(1), 16) >> (number - 1) & 1)
+
+    def stop(self) -> Report:
+        name, stop_signal = self.listener.name, self.listener.stop_signal
+        if self.process.poll() is None:
+            # An ignored or default-action signal would leave it subscribed.
+            if self._catches(stop_signal):
+                self.process.send_signal(stop_signal)
+            else:
+                _warn(f"{name} does not handle {stop_signal.name}: it cannot be stopped cleanly")
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            _warn(
+                f"{name} did not stop at {stop_signal.name} and was SIGKILLed while subscribed: "
+                "the kernel keeps its listener registered until reboot"
+            )
+        out, err = self._read(self.out), self._read(self.err)
+        self.out.close()
+        self.err.close()
+        if self.process.returncode != 0:
+            raise RuntimeError(f"{name} failed: {err}")
+        return self.listener.parse(out, err)
+
+    @staticmethod
+    def _read(stream: IO[str]) -> str:
+        stream.seek(0)
+        return stream.read()
+
+
+def _reveal() -> None:
+    # A CPU's loss shows as a sequence gap at its next event: make one on every CPU.
+    for cpu in sorted(os.sched_getaffinity(0)):
+        subprocess.run(["taskset", "-c", str(cpu), "/bin/true"], check=True)
+
+
+def live(listener: Listener, storm: Path, workers: int, seconds: float, scratch: Path) -> LiveRound:
+    """One round: subscribe, storm, drain, stop. CPU counts from just before the storm to the
+    queue drained, read from outside the same way for every consumer."""
+    consumer = Consumer(listener, scratch)
+    try:
+        consumer.wait_ready()
+        cpu_before = consumer.cpu()
+        storm_result = run_storm(storm, workers, seconds)
+        _reveal()
+        cpu = consumer.drained() - cpu_before
+    finally:
+        report = consumer.stop()
+    expected = 2 * storm_result["forks"]
+    workers_pids = set(storm_result["workers"])
+    received = storm_events_received(report.events, workers_pids, storm_result["exit_code"])
+    if received > expected:
+        raise RuntimeError(
+            f"harness bug: {listener.name} matched {received} storm events of {expected}"
+        )
+    return LiveRound(expected, received, cpu, storm_result["seconds"], report)
+
+
+def parse_consumer(out: str, err: str) -> Report:
+    """benchmarks.consumer and floor.c: "ready", then one JSON object."""
+    result = json.loads(out.split("\n", 1)[1])
+    return Report(
+        events=[tuple(event) for event in result["events"]],
+        lost_reported=result.get("lost"),
+        overruns=result.get("overruns", 0),
+        library_cpu=result.get("library_cpu"),
+        latencies_ns=result.get("latencies_ns", []),
+    )
+
+
+_FORKSTAT_LINE = re.compile(r"^\S+ (fork|exit) +(\d+) +(\S+)", re.MULTILINE)
+
+
+def parse_forkstat(out: str, err: str) -> Report:
+    """``forkstat -e fork,exit``: a FORK is two lines, "PPID parent" then "PID child"; an EXIT is
+    "PID CODE". The parent is read from /proc when forkstat gets to the event, and is 0 when the
+    child is already gone (a storm child nearly always is), so 0 means "not said". ENOBUFS
+    prints a "nobufs" line."""
+    events: list[Record] = []
+    parent: int | None = None
+    for kind, pid, info in _FORKSTAT_LINE.findall(out):
+        if kind == "exit":
+            events.append((EXIT, int(pid), None, int(info)))
+        elif info == "parent":
+            parent = int(pid) or None
+        else:
+            events.append((FORK, int(pid), parent, 0))
+    return Report(events, overruns=out.count(" nobufs "))
+
+
+def parse_command(out: str, err: str) -> Report:
+    """``pyprocconn --json -S``: one JSON object per event; the stats (-S) on stderr."""
+    events: list[Record] = []
+    for line in out.splitlines():
+        record = json.loads(line)
+        if record["event"] == "fork":
+            events.append((FORK, record["child_pid"], record["parent_tgid"], 0))
+        elif record["event"] == "exit":
+            code = record["exit_code"]
+            events.append((EXIT, record["process_pid"], record["parent_tgid"], code))
+    lost = re.search(r"^lost: (\d+)", err, re.MULTILINE)
+    return Report(events, lost_reported=int(lost.group(1)) if lost else None)
+
+
+def consumer_listener(name: str, mode: str, rcvbuf: int | None = None) -> Listener:
+    command = [sys.executable, "-m", "benchmarks.consumer", mode, "600"]  # 600 s: a backstop
     if rcvbuf is not None:
         command.append(str(rcvbuf))
-    consumer = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent
-    )
-    _wait_ready(consumer)
-    storm_result = run_storm(storm, workers, seconds)
-    if mode != "pyroute2":
-        _reveal_and_stop(consumer)
-    out, err = consumer.communicate(timeout=listen + 30)
-    if consumer.returncode != 0:
-        raise RuntimeError(f"consumer failed: {err}")
-    result = json.loads(out)
-    workers_pids = {str(pid) for pid in storm_result["workers"]}
-    children = {
-        child
-        for parent, pids in result["forks_by_parent"].items()
-        if parent in workers_pids
-        for child in pids
-    }
-    received = sum(
-        len(pids) for parent, pids in result["forks_by_parent"].items() if parent in workers_pids
-    )
-    received += sum(
-        count for parent, count in result["exits_by_parent"].items() if parent in workers_pids
-    )
-    received += sum(1 for pid in result["orphan_exits"] if pid in children)
-    return LiveRound(
-        expected=2 * storm_result["forks"],
-        received=received,
-        cpu=result["cpu"],
-        total_received=result["received"],
-        storm_seconds=storm_result["seconds"],
-        library_cpu=result.get("library_cpu"),
-        lost_reported=result["lost"],
-        overruns=result["overruns"],
-        latencies_ns=result["latencies_ns"],
-    )
+    return Listener(name, command, signal.SIGUSR1, parse_consumer)
 
 
-def live_forkstat(storm: Path, workers: int, seconds: float) -> LiveRound | None:
-    forkstat = shutil.which("forkstat")
-    if forkstat is None:
-        return None
-    listen = seconds + 1.5
-    with tempfile.TemporaryFile("w+") as output:
-        process = subprocess.Popen(
-            [forkstat, "-S", "-e", "fork,exit", "-D", f"{listen:g}"],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        time.sleep(0.5)  # forkstat has no readiness signal
-        storm_result = run_storm(storm, workers, seconds)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        output.seek(0)
-        text = output.read()
-    forks = exits = 0
-    table = text.split("    Fork     Exec     Exit", 1)
-    if len(table) == 2:
-        for line in table[1].splitlines()[1:]:
-            numbers = re.findall(r"^\s*(\d+)\s+(\d+)\s+(\d+)", line)
-            if numbers:
-                forks += int(numbers[0][0])
-                exits += int(numbers[0][2])
-    expected = 2 * storm_result["forks"]
-    # forkstat counts every process's events; the storm's are nearly all of them in the window.
-    received = min(forks, storm_result["forks"]) + min(exits, storm_result["forks"])
-    return LiveRound(
-        expected=expected,
-        received=received,
-        cpu=usage.ru_utime + usage.ru_stime,
-        total_received=forks + exits,
-        storm_seconds=storm_result["seconds"],
-    )
-
-
-def live_command(storm: Path, workers: int, seconds: float) -> LiveRound:
-    """The ``pyprocconn`` command, ``--json`` to /dev/null, its own stats (-S) read at the end."""
-    listen = seconds + 2.0
-    with tempfile.TemporaryFile("w+") as errors:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pyprocconn", "--json", "-S", "-D", f"{listen:g}"],
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-            cwd=HERE.parent,
-        )
-        time.sleep(0.5)  # no readiness signal on a JSON stream
-        storm_result = run_storm(storm, workers, seconds)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        errors.seek(0)
-        text = errors.read()
-    counts = dict(re.findall(r"^(fork|exit)\s+(\d+)$", text, re.MULTILINE))
-    lost = re.search(r"^lost: (\d+)", text, re.MULTILINE)
-    forks, exits = int(counts.get("fork", 0)), int(counts.get("exit", 0))
-    expected = 2 * storm_result["forks"]
-    # Like forkstat, it counts every process's events; the storm's are nearly all of them.
-    return LiveRound(
-        expected=expected,
-        received=min(forks, storm_result["forks"]) + min(exits, storm_result["forks"]),
-        cpu=usage.ru_utime + usage.ru_stime,
-        total_received=forks + exits,
-        storm_seconds=storm_result["seconds"],
-        lost_reported=int(lost.group(1)) if lost else None,
-    )
-
-
-def live_pyroute2(storm: Path, workers: int, seconds: float) -> LiveRound | None:
+def latency_idle(seconds: float, scratch: Path) -> list[int]:
+    consumer = Consumer(consumer_listener("idle", "batch"), scratch)
     try:
-        import pyroute2  # noqa: F401
-    except ImportError:
-        return None
-    return live_pyprocconn(storm, "pyroute2", workers, seconds, listen=seconds + 1.5)
-
-
-def latency_idle(seconds: float) -> list[int]:
-    consumer = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.consumer", "batch", str(seconds + 0.5)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=HERE.parent,
-    )
-    _wait_ready(consumer)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        subprocess.run(["/bin/true"], check=True)
-        time.sleep(0.02)
-    consumer.send_signal(signal.SIGUSR1)
-    out, _ = consumer.communicate(timeout=seconds + 30)
-    latencies: list[int] = json.loads(out)["latencies_ns"]
-    return latencies
+        consumer.wait_ready()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            subprocess.run(["/bin/true"], check=True)
+            time.sleep(0.02)
+    finally:
+        report = consumer.stop()
+    return report.latencies_ns
 
 
 def percentile(values: list[int], fraction: float) -> float:
@@ -281,12 +372,32 @@ def _median_round(rounds: list[LiveRound]) -> LiveRound:
     return ordered[len(ordered) // 2]
 
 
+def _check_listeners(when: str, wait: float) -> bool:
+    """Probe for a listener left registered; warn loudly. True when one certainly leaked."""
+    if not listener_registered(wait):
+        return False
+    holders = _holders(_group_socket_inodes())
+    if holders:
+        _warn(
+            f"{when}: the kernel counts a listener, and processes {holders} hold process events "
+            "sockets: another program may be listening now, or one leaked"
+        )
+        return False
+    _warn(
+        f"{when}: a listener registration was left in the kernel (no process holds a process "
+        "events socket): it stays until reboot and makes every process event cost a message"
+    )
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short run, no budget checks (CI)")
     parser.add_argument("--rounds", type=int, default=None, help="live rounds per consumer")
     parser.add_argument("--seconds", type=float, default=None, help="storm length per round")
     args = parser.parse_args()
+    # Children inherit an ignored SIGINT (a background job): the command would not stop on it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rounds = args.rounds or (1 if args.quick else 5)
     seconds = args.seconds or (0.5 if args.quick else 3.0)
     workers = os.cpu_count() or 2
@@ -302,58 +413,91 @@ def main() -> int:
     ours = decode_rates["pyprocconn parse_events (recording)"] or 0.0
     floor = decode_rates["struct.unpack_from floor (whole message, no objects)"] or 0.0
     pyroute2_rate = decode_rates["pyroute2 ProcEventMarshal (warmed up)"]
+    targets = [
+        (f">= {TARGETS['decode_rate']:,.0f}/s", ours >= TARGETS["decode_rate"]),
+        (
+            f">= {TARGETS['vs_pyroute2']:g}x pyroute2",
+            bool(pyroute2_rate) and ours >= TARGETS["vs_pyroute2"] * (pyroute2_rate or 0),
+        ),
+        (f"<= {TARGETS['vs_floor']:g}x the struct floor", floor <= TARGETS["vs_floor"] * ours),
+    ]
     print("## Decoding captured datagrams\n")
-    print("| decoder | events/s | vs pyroute2 |")
-    print("|---|---:|---:|")
+    print("| decoder | events/s | vs pyroute2 | targets |")
+    print("|---|---:|---:|---|")
     for name, rate in decode_rates.items():
         ratio = f"{rate / pyroute2_rate:.1f}x" if rate and pyroute2_rate else "-"
-        print(f"| {name} | {f'{rate:,.0f}' if rate else 'not installed'} | {ratio} |")
-    print(f"\nparse_events is {floor / ours:.2f}x slower than the bare struct floor.\n")
+        goals = "-"
+        if name == "pyprocconn parse_events (recording)":
+            goals = "; ".join(f"{goal}: {'met' if met else 'MISSED'}" for goal, met in targets)
+        print(f"| {name} | {f'{rate:,.0f}' if rate else 'not installed'} | {ratio} | {goals} |")
+    verdict = "met" if floor <= TARGETS["vs_floor"] * ours else "MISSED"
+    print(
+        f"\nparse_events is {floor / ours:.2f}x slower than the bare struct floor "
+        f"(target <= {TARGETS['vs_floor']:g}x: {verdict}).\n"
+    )
 
     if os.geteuid() != 0:
         print("(live part skipped: needs root)")
         return 0
+    # Leak checks only mean something if nothing listens when the run starts.
+    checking = not _check_listeners("before the run", 0.5)
+    leaked = False
     results: dict[str, LiveRound] = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        storm = build_storm(Path(scratch))
-        floor_binary = build_floor(Path(scratch))
-        plans: list[tuple[str, Callable[[], LiveRound | None]]] = [
-            (
-                "pyprocconn recv_batch, linger 1 ms",
-                lambda: live_pyprocconn(storm, "batch", workers, seconds),
-            ),
-            (
-                "pyprocconn recv, one per call",
-                lambda: live_pyprocconn(storm, "recv", workers, seconds),
-            ),
-            (
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        storm = build(scratch, "storm.c")
+        floor_binary = build(scratch, "floor.c")
+        listeners = [
+            consumer_listener("pyprocconn recv_batch, linger 1 ms", "batch"),
+            consumer_listener("pyprocconn recv, one per call", "recv"),
+            Listener(
                 "C floor: same batch loop, no Python",
-                lambda: live_floor(floor_binary, storm, "batch", workers, seconds),
+                [str(floor_binary), "batch"],
+                signal.SIGUSR1,
+                parse_consumer,
             ),
-            (
+            Listener(
                 "C floor: recv, one per call, no Python",
-                lambda: live_floor(floor_binary, storm, "one", workers, seconds),
-            ),
-            ("forkstat (C)", lambda: live_forkstat(storm, workers, seconds)),
-            (
-                "pyprocconn command, --json > /dev/null",
-                lambda: live_command(storm, workers, seconds),
-            ),
-            ("pyroute2 ProcEventSocket", lambda: live_pyroute2(storm, workers, seconds)),
-            (
-                "pyprocconn recv_batch, rcvbuf forced to 4 KiB",
-                lambda: live_pyprocconn(storm, "batch", workers, seconds, rcvbuf=2048),
+                [str(floor_binary), "one"],
+                signal.SIGUSR1,
+                parse_consumer,
             ),
         ]
-        for name, plan in plans:
-            collected: list[LiveRound] = []
+        forkstat = shutil.which("forkstat")
+        if forkstat is not None:
+            shim = build(scratch, "unsubscribe.c", "-shared", "-fPIC", "-ldl")
+            listeners.append(
+                Listener(
+                    "forkstat (C)",
+                    [forkstat, "-e", "fork,exit"],
+                    signal.SIGINT,
+                    parse_forkstat,
+                    says_ready=False,
+                    env={**os.environ, "LD_PRELOAD": str(shim)},
+                )
+            )
+        listeners.append(
+            Listener(
+                "pyprocconn command, --json > file",
+                [sys.executable, "-m", "pyprocconn", "--json", "-S"],
+                signal.SIGINT,
+                parse_command,
+                says_ready=False,
+            )
+        )
+        if importlib.util.find_spec("pyroute2") is not None:
+            listeners.append(consumer_listener("pyroute2 ProcEventSocket", "pyroute2"))
+        listeners.append(
+            consumer_listener("pyprocconn recv_batch, rcvbuf forced to 4 KiB", "batch", 2048)
+        )
+        for listener in listeners:
+            collected = []
             for _ in range(rounds):
-                result = plan()
-                if result is not None:
-                    collected.append(result)
-            if collected:
-                results[name] = _median_round(collected)
-        idle = latency_idle(1.0 if args.quick else 3.0)
+                collected.append(live(listener, storm, workers, seconds, scratch))
+                if checking and _check_listeners(f"after {listener.name}", 0.1):
+                    checking, leaked = False, True
+            results[listener.name] = _median_round(collected)
+        idle = latency_idle(1.0 if args.quick else 3.0, scratch)
 
     print("## Live fork storm (same storm generator, one consumer at a time)\n")
     print(
@@ -363,10 +507,13 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     forkstat_cpu = results["forkstat (C)"].cpu_per_event_us if "forkstat (C)" in results else None
     for name, r in results.items():
-        reported = "-" if r.lost_reported is None else f"{r.lost_reported}"
-        if r.overruns:
-            reported += f" ({r.overruns} overruns)"
-        ratio = f"{forkstat_cpu / r.cpu_per_event_us:.1f}x less" if forkstat_cpu else "-"
+        reported = "-" if r.report.lost_reported is None else f"{r.report.lost_reported}"
+        if r.report.overruns:
+            reported += f" ({r.report.overruns} overruns)"
+        ratio = "-"
+        if forkstat_cpu:
+            factor = forkstat_cpu / r.cpu_per_event_us
+            ratio = f"{factor:.1f}x less" if factor >= 1 else f"{1 / factor:.1f}x more"
         library = r.library_cpu_per_event_us
         library_text = "-" if library is None else f"{library:.2f} us"
         print(
@@ -374,7 +521,7 @@ def main() -> int:
             f"{r.received:,} ({100 * r.received / max(1, r.expected):.2f}%) | {r.lost:,} | "
             f"{reported} | {r.cpu_per_event_us:.2f} us | {library_text} | {ratio} |"
         )
-    storm_latency = results["pyprocconn recv_batch, linger 1 ms"].latencies_ns
+    storm_latency = results["pyprocconn recv_batch, linger 1 ms"].report.latencies_ns
     print("\n## Latency: kernel timestamp_ns to event object in hand (recv_batch, linger 1 ms)\n")
     print("| load | p50 | p99 |")
     print("|---|---:|---:|")
@@ -404,6 +551,15 @@ def main() -> int:
     print("\n## Budgets\n")
     for text, passed in checks:
         print(f"- {'PASS' if passed else 'FAIL'}: {text}")
+
+    leaked = _check_listeners("after the run", 0.5) or leaked
+    if checking and not leaked:
+        print(
+            "\nListeners after the run: none registered (a socket in the group that never sent "
+            "LISTEN got nothing within 0.5 s of /bin/true)."
+        )
+    if leaked:
+        return 1
     if args.quick:
         print("\n(quick run: budgets reported, not enforced)")
         return 0

@@ -1,57 +1,70 @@
-"""A listener process for the live benchmark: subscribes, says "ready", counts, reports JSON.
+"""A listener process for the live benchmark: subscribes, says "ready", records, reports JSON.
 
 ``python -m benchmarks.consumer MODE SECONDS [RCVBUF]``; MODE is ``batch`` (blocking recv_batch
 with a 1 ms linger, what the iterators use), ``recv`` (blocking, one event per call) or
-``pyroute2``. The pyprocconn modes stop at SIGUSR1 (or after SECONDS), pyroute2 after SECONDS.
-Records the children each parent forked and counts EXIT events by parent tgid, so
-the harness can match them to the storm's workers exactly (an exit the kernel reports with parent
-0, which happens when the parent reaps at the same moment, is matched by its pid). CPU time
-covers the receive loop only.
+``pyroute2``. Every mode stops at SIGUSR1 (or after SECONDS, a backstop) and unsubscribes
+(IGNORE) on every way out: the kernel's listener count only drops on an IGNORE from the same
+socket, closing does not. Records each FORK's child and parent tgid and each EXIT's pid, parent
+tgid and exit code, in arrival order (``[0 fork | 1 exit, pid, parent, code]``), for the harness
+to match to the storm. The harness measures this process's CPU from outside; the only time taken
+here is the CPU inside pyprocconn's receive calls.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import resource
+import os
 import signal
+import socket
+import struct
 import sys
 import time
 from typing import Any
+
+Record = tuple[int, int, int, int]
 
 
 class StopError(Exception):
     """SIGUSR1: the harness says the storm is over."""
 
 
+_stops: list[int] = []  # signals that asked to stop
+
+
+def _note_stop(signum: int, frame: object) -> None:
+    _stops.append(signum)
+
+
 def _stop(signum: int, frame: object) -> None:
+    # Raise once only, so a second signal cannot interrupt the unsubscribing.
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
     raise StopError
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_pyprocconn(mode: str, seconds: float, rcvbuf: int | None) -> dict[str, Any]:
     import pyprocconn as pc
 
-    options: dict[str, Any] = {} if rcvbuf is None else {"rcvbuf": rcvbuf}
-    conn = pc.ProcConnector(**options)
-    forks: dict[int, list[int]] = {}
-    exits: dict[int, int] = {}
-    orphan_exits: list[int] = []
+    # Until subscribed, a stop only takes note: an exception inside the constructor could
+    # leave the kernel with a LISTEN and no IGNORE.
+    signal.signal(signal.SIGUSR1, _note_stop)
+    conn = pc.ProcConnector(**({} if rcvbuf is None else {"rcvbuf": rcvbuf}))
+    events: list[Record] = []
     latencies: list[int] = []
     received = overruns_seen = 0
+    record = events.append
     fork_type, exit_type = pc.ForkEvent, pc.ExitEvent
     monotonic_ns, process_time = time.monotonic_ns, time.process_time
     library_cpu = 0.0  # CPU spent inside pyprocconn's receive calls only
-    signal.signal(signal.SIGUSR1, _stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)  # a backstop if the harness never signals
-    signal.signal(signal.SIGALRM, _stop)
-    print("ready", flush=True)
-    cpu0 = _cpu()
     try:
+        signal.signal(signal.SIGUSR1, _stop)
+        signal.signal(signal.SIGALRM, _stop)
+        if _stops:
+            raise StopError
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        print("ready", flush=True)
         while True:
             before = process_time()
             try:
@@ -70,31 +83,26 @@ def run_pyprocconn(mode: str, seconds: float, rcvbuf: int | None) -> dict[str, A
                 latencies.append(now - event.timestamp_ns)
                 kind = type(event)
                 if kind is fork_type:
-                    forks.setdefault(event.parent_tgid, []).append(event.child_pid)  # type: ignore[attr-defined]
+                    record((0, event.child_pid, event.parent_tgid, 0))  # type: ignore[attr-defined]
                 elif kind is exit_type:
-                    parent = event.parent_tgid  # type: ignore[attr-defined]
-                    exits[parent] = exits.get(parent, 0) + 1
-                    if parent == 0:
-                        orphan_exits.append(event.process_pid)  # type: ignore[attr-defined]
+                    record((1, event.process_pid, event.parent_tgid, event.exit_code))  # type: ignore[attr-defined]
     except StopError:
         pass
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    cpu = _cpu() - cpu0
-    stats = conn.stats
-    rcvbuf_effective = conn.rcvbuf
-    conn.close()
+    finally:
+        stats = conn.stats
+        conn.close()  # sends IGNORE
     return {
         "received": received,
-        "cpu": cpu,
         "library_cpu": library_cpu,
-        "forks_by_parent": forks,
-        "exits_by_parent": exits,
-        "orphan_exits": orphan_exits,
+        "events": events,
         "lost": stats.lost,
         "overruns": stats.overruns,
         "latencies_ns": latencies,
-        "rcvbuf": rcvbuf_effective,
     }
+
+
+# The IGNORE pyroute2's control(listen=False) sends: nlmsghdr, cn_msg {CN_IDX_PROC, 1}, op 2.
+_IGNORE = struct.pack("=IHHII", 40, 3, 0, 0, 0) + struct.pack("=IIIIHHI", 1, 1, 0, 0, 4, 0, 2)
 
 
 def run_pyroute2(seconds: float) -> dict[str, Any]:
@@ -102,45 +110,50 @@ def run_pyroute2(seconds: float) -> dict[str, Any]:
 
     from pyroute2 import ProcEventSocket
 
-    sock = ProcEventSocket()
-    sock.bind()
-    sock.control(listen=True)
-    forks: dict[int, list[int]] = {}
-    exits: dict[int, int] = {}
-    orphan_exits: list[int] = []
+    # A flag, not an exception: pyroute2 runs an event loop inside get() and is not ours to
+    # interrupt. The loop below waits at most 0.1 s at a time, so it sees the flag.
+    signal.signal(signal.SIGUSR1, _note_stop)
+    signal.signal(signal.SIGALRM, _note_stop)
+    events: list[Record] = []
     received = overruns = 0
-    print("ready", flush=True)
-    cpu0, deadline = _cpu(), time.monotonic() + seconds
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        try:
-            if not select.select([sock], [], [], remaining)[0]:
+    sock = ProcEventSocket()
+    # Our own handle on the same kernel socket: after ENOBUFS pyroute2's transport closes its
+    # descriptor and refuses every call, control(listen=False) included, so the IGNORE goes
+    # through this one (it also keeps the socket alive until then).
+    handle = socket.socket(fileno=os.dup(sock.fileno()))
+    try:
+        sock.bind()
+        sock.control(listen=True)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        print("ready", flush=True)
+        while not _stops:
+            if not select.select([handle], [], [], 0.1)[0]:
                 continue
-            messages = sock.get()
-        except OSError:  # ENOBUFS: pyroute2's socket keeps raising it from then on
-            overruns += 1
-            break
-        for message in messages:
-            received += 1
-            what = message["what"]
-            if what == 1:
-                forks.setdefault(message.get("parent_tgid"), []).append(message.get("child_pid"))
-            elif what == 0x80000000:
-                parent = message.get("parent_tgid")
-                exits[parent] = exits.get(parent, 0) + 1
-                if parent == 0:
-                    orphan_exits.append(message.get("process_pid"))
-    cpu = _cpu() - cpu0
-    with contextlib.suppress(OSError):  # the ENOBUFS again
-        sock.close()
+            try:
+                messages = sock.get()
+            except OSError:  # ENOBUFS: pyroute2's socket is dead from here on
+                overruns += 1
+                break
+            for message in messages:
+                received += 1
+                what = message["what"]
+                if what == 1:
+                    events.append((0, message["child_pid"], message["parent_tgid"], 0))
+                elif what == 0x80000000:
+                    events.append(
+                        (1, message["process_pid"], message["parent_tgid"], message["exit_code"])
+                    )
+        while not _stops:
+            time.sleep(0.1)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        handle.sendto(_IGNORE, (0, 0))
+        handle.close()
+        with contextlib.suppress(Exception):  # it re-raises the ENOBUFS it died of
+            sock.close()
     return {
         "received": received,
-        "cpu": cpu,
-        "forks_by_parent": forks,
-        "exits_by_parent": exits,
-        "orphan_exits": orphan_exits,
+        "events": events,
         "lost": None,
         "overruns": overruns,
         "latencies_ns": [],

@@ -1,11 +1,16 @@
 /* A fork storm: WORKERS processes each fork children that exit at once, for SECONDS.
- * Prints JSON: the workers' pids and exactly how many children they made, so a listener
- * knows how many FORK and EXIT events (one each per child, parent = a worker) to expect. */
+ * Prints JSON: the workers' pids, exactly how many children they made and the exit code their
+ * EXIT events carry, so a listener knows how many FORK and EXIT events (one each per child,
+ * parent = a worker) to expect and can tell them from other processes' events. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Every child exits with this status: an EXIT the kernel reports with parent 0 (the worker
+ * reaped first) still names the storm, even when a round wraps the pid space. */
+#define STATUS 107
 
 static double now(void) {
 	struct timespec ts;
@@ -33,7 +38,7 @@ int main(int argc, char **argv) {
 			while (now() < deadline) {
 				pid_t child = fork();
 				if (child == 0)
-					_exit(0);
+					_exit(STATUS);
 				if (child > 0) {
 					waitpid(child, NULL, 0);
 					made++;
@@ -56,6 +61,7 @@ int main(int argc, char **argv) {
 	printf("{\"workers\": [");
 	for (int w = 0; w < workers; w++)
 		printf("%s%d", w ? ", " : "", pids[w]);
-	printf("], \"forks\": %ld, \"seconds\": %.6f}\n", total, elapsed);
+	printf("], \"forks\": %ld, \"exit_code\": %d, \"seconds\": %.6f}\n", total, STATUS << 8,
+	       elapsed);
 	return 0;
 }
