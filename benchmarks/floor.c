@@ -2,8 +2,9 @@
  * floor batch: block in recvmmsg(64, MSG_WAITFORONE), let events gather for 1 ms, drain.
  * floor one:   one recvfrom() per event.
  * Subscribes to all events, prints "ready", keeps what the Python consumer keeps (each FORK's
- * child and parent, each EXIT's pid, parent and exit code, in arrival order), stops at SIGUSR1,
- * unsubscribes, then prints {"received", "events": [[0 fork | 1 exit, pid, parent, code]...]}.
+ * child and parent, each EXIT's pid, parent and exit code, in arrival order), stops at SIGUSR1
+ * (or SIGINT, SIGTERM), unsubscribes, then prints
+ * {"received", "events": [[0 fork | 1 exit, pid, parent, code], ...]}.
  * Built with the vendored headers: gcc -O2 -I headers benchmarks/floor.c */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,7 +32,7 @@ static size_t count, capacity;
 static long received;
 
 static volatile sig_atomic_t stop;
-static void on_usr1(int signum) { (void)signum; stop = 1; }
+static void on_stop(int signum) { (void)signum; stop = 1; }
 
 static int control(int fd, enum proc_cn_mcast_op op) {
 	struct {
@@ -86,8 +87,11 @@ int main(int argc, char **argv) {
 	if (fd < 0 || bind(fd, (struct sockaddr *)&local, sizeof(local)) != 0)
 		return 1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
-	struct sigaction action = {.sa_handler = on_usr1};  /* no SA_RESTART: EINTR ends a wait */
+	/* No SA_RESTART: EINTR ends a wait. SIGINT and SIGTERM too, so that they also unsubscribe. */
+	struct sigaction action = {.sa_handler = on_stop};
 	sigaction(SIGUSR1, &action, NULL);
+	sigaction(SIGINT, &action, NULL);
+	sigaction(SIGTERM, &action, NULL);
 	if (control(fd, PROC_CN_MCAST_LISTEN) < 0)
 		return 1;
 	printf("ready\n");
