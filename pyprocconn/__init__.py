@@ -1,207 +1,106 @@
-"""pyprocconn: the Linux process events connector, with the kernel's exact layouts."""
+"""pyprocconn: the Linux process events connector, with the kernel's exact layouts.
 
-from pyprocconn.connector import (
-    DEFAULT_ACK_TIMEOUT,
-    DEFAULT_LINGER,
-    DEFAULT_RCVBUF,
-    ProcConnector,
-    Stats,
-)
-from pyprocconn.errors import (
-    ConnectorUnavailableError,
-    Error,
-    MalformedMessageError,
-    OverrunError,
-)
-from pyprocconn.events import (
-    AckEvent,
-    CommEvent,
-    CoredumpEvent,
-    EventsLost,
-    EventType,
-    ExecEvent,
-    ExitEvent,
-    ForkEvent,
-    GidEvent,
-    ProcEvent,
-    PtraceEvent,
-    SidEvent,
-    UidEvent,
-    UnknownEvent,
-)
-from pyprocconn.kernel.cn_proc import (
-    PROC_CN_MCAST_IGNORE,
-    PROC_CN_MCAST_LISTEN,
-    PROC_EVENT_ALL,
-    PROC_EVENT_COMM,
-    PROC_EVENT_COREDUMP,
-    PROC_EVENT_EXEC,
-    PROC_EVENT_EXIT,
-    PROC_EVENT_FORK,
-    PROC_EVENT_GID,
-    PROC_EVENT_NONE,
-    PROC_EVENT_NONZERO_EXIT,
-    PROC_EVENT_PTRACE,
-    PROC_EVENT_SID,
-    PROC_EVENT_UID,
-)
-from pyprocconn.kernel.connector import CN_IDX_PROC, CN_VAL_PROC, CONNECTOR_MAX_MSG_SIZE
-from pyprocconn.kernel.netlink import (
-    NETLINK_CONNECTOR,
-    NETLINK_NO_ENOBUFS,
-    NLM_F_REQUEST,
-    NLMSG_ALIGNTO,
-    NLMSG_DONE,
-    NLMSG_ERROR,
-    NLMSG_MIN_TYPE,
-    NLMSG_NOOP,
-    NLMSG_OVERRUN,
-)
-from pyprocconn.parse import NetlinkMessage, NetlinkMessageIter, parse_events
-from pyprocconn.wire import (
-    COMM_DATA,
-    COMM_PID,
-    COMM_TGID,
-    COREDUMP_PARENT_PID,
-    COREDUMP_PARENT_TGID,
-    COREDUMP_PID,
-    COREDUMP_TGID,
-    EXEC_PID,
-    EXEC_TGID,
-    EXIT_CODE,
-    EXIT_PARENT_PID,
-    EXIT_PARENT_TGID,
-    EXIT_PID,
-    EXIT_SIGNAL,
-    EXIT_TGID,
-    FORK_CHILD_PID,
-    FORK_CHILD_TGID,
-    FORK_PARENT_PID,
-    FORK_PARENT_TGID,
-    ID_EUID_EGID,
-    ID_PID,
-    ID_RUID_RGID,
-    ID_TGID,
-    PROC_EVENT_HEADER_SIZE,
-    PTRACE_PID,
-    PTRACE_TGID,
-    PTRACE_TRACER_PID,
-    PTRACE_TRACER_TGID,
-    SID_PID,
-    SID_TGID,
-    SIZE_CN_MSG,
-    SIZE_COMM_EVENT,
-    SIZE_COREDUMP_EVENT,
-    SIZE_EXEC_EVENT,
-    SIZE_EXIT_EVENT,
-    SIZE_FORK_EVENT,
-    SIZE_ID_EVENT,
-    SIZE_NLMSGHDR,
-    SIZE_PTRACE_EVENT,
-    SIZE_SID_EVENT,
-    SOL_NETLINK,
-    nlmsg_align,
-    nlmsg_hdrlen,
-    nlmsg_length,
-)
+Names resolve lazily (PEP 562), so ``import pyprocconn.kernel.cn_proc`` loads only the
+generated layer, and ``import pyprocconn`` loads a module only when one of its names is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CN_IDX_PROC",
-    "CN_VAL_PROC",
-    "COMM_DATA",
-    "COMM_PID",
-    "COMM_TGID",
-    "CONNECTOR_MAX_MSG_SIZE",
-    "COREDUMP_PARENT_PID",
-    "COREDUMP_PARENT_TGID",
-    "COREDUMP_PID",
-    "COREDUMP_TGID",
-    "DEFAULT_ACK_TIMEOUT",
-    "DEFAULT_LINGER",
-    "DEFAULT_RCVBUF",
-    "EXEC_PID",
-    "EXEC_TGID",
-    "EXIT_CODE",
-    "EXIT_PARENT_PID",
-    "EXIT_PARENT_TGID",
-    "EXIT_PID",
-    "EXIT_SIGNAL",
-    "EXIT_TGID",
-    "FORK_CHILD_PID",
-    "FORK_CHILD_TGID",
-    "FORK_PARENT_PID",
-    "FORK_PARENT_TGID",
-    "ID_EUID_EGID",
-    "ID_PID",
-    "ID_RUID_RGID",
-    "ID_TGID",
-    "NETLINK_CONNECTOR",
-    "NETLINK_NO_ENOBUFS",
-    "NLMSG_ALIGNTO",
-    "NLMSG_DONE",
-    "NLMSG_ERROR",
-    "NLMSG_MIN_TYPE",
-    "NLMSG_NOOP",
-    "NLMSG_OVERRUN",
-    "NLM_F_REQUEST",
-    "PROC_CN_MCAST_IGNORE",
-    "PROC_CN_MCAST_LISTEN",
-    "PROC_EVENT_ALL",
-    "PROC_EVENT_COMM",
-    "PROC_EVENT_COREDUMP",
-    "PROC_EVENT_EXEC",
-    "PROC_EVENT_EXIT",
-    "PROC_EVENT_FORK",
-    "PROC_EVENT_GID",
-    "PROC_EVENT_HEADER_SIZE",
-    "PROC_EVENT_NONE",
-    "PROC_EVENT_NONZERO_EXIT",
-    "PROC_EVENT_PTRACE",
-    "PROC_EVENT_SID",
-    "PROC_EVENT_UID",
-    "PTRACE_PID",
-    "PTRACE_TGID",
-    "PTRACE_TRACER_PID",
-    "PTRACE_TRACER_TGID",
-    "SID_PID",
-    "SID_TGID",
-    "SIZE_CN_MSG",
-    "SIZE_COMM_EVENT",
-    "SIZE_COREDUMP_EVENT",
-    "SIZE_EXEC_EVENT",
-    "SIZE_EXIT_EVENT",
-    "SIZE_FORK_EVENT",
-    "SIZE_ID_EVENT",
-    "SIZE_NLMSGHDR",
-    "SIZE_PTRACE_EVENT",
-    "SIZE_SID_EVENT",
-    "SOL_NETLINK",
-    "AckEvent",
-    "CommEvent",
-    "ConnectorUnavailableError",
-    "CoredumpEvent",
-    "Error",
-    "EventType",
-    "EventsLost",
-    "ExecEvent",
-    "ExitEvent",
-    "ForkEvent",
-    "GidEvent",
-    "MalformedMessageError",
-    "NetlinkMessage",
-    "NetlinkMessageIter",
-    "OverrunError",
-    "ProcConnector",
-    "ProcEvent",
-    "PtraceEvent",
-    "SidEvent",
-    "Stats",
-    "UidEvent",
-    "UnknownEvent",
-    "nlmsg_align",
-    "nlmsg_hdrlen",
-    "nlmsg_length",
-    "parse_events",
-]
+# The friendly API: name -> module. This is what __all__, dir() and the docs show.
+_API = {
+    "ProcConnector": "connector",
+    "Stats": "connector",
+    "DEFAULT_ACK_TIMEOUT": "connector",
+    "DEFAULT_LINGER": "connector",
+    "DEFAULT_RCVBUF": "connector",
+    "Error": "errors",
+    "ConnectorUnavailableError": "errors",
+    "MalformedMessageError": "errors",
+    "OverrunError": "errors",
+    "EventType": "events",
+    "ProcEvent": "events",
+    "UnknownEvent": "events",
+    "EventsLost": "events",
+    "EVENT_CLASSES": "events",
+    "ExitStatus": "events",
+    "parse_events": "parse",
+    "NetlinkMessage": "parse",
+    "NetlinkMessageIter": "parse",
+    "subscription_request": "wire",
+}
+# The seed crate's names (C constants, sizes, byte offsets), still importable from here so
+# existing code keeps working; the C names live in pyprocconn.kernel.*, the others in wire.
+_SEED_MODULES = ("wire", "kernel.cn_proc", "kernel.connector", "kernel.netlink")
+
+if TYPE_CHECKING:
+    from pyprocconn import kernel as kernel
+    from pyprocconn.connector import (
+        DEFAULT_ACK_TIMEOUT as DEFAULT_ACK_TIMEOUT,
+    )
+    from pyprocconn.connector import (
+        DEFAULT_LINGER as DEFAULT_LINGER,
+    )
+    from pyprocconn.connector import (
+        DEFAULT_RCVBUF as DEFAULT_RCVBUF,
+    )
+    from pyprocconn.connector import ProcConnector as ProcConnector
+    from pyprocconn.connector import Stats as Stats
+    from pyprocconn.errors import ConnectorUnavailableError as ConnectorUnavailableError
+    from pyprocconn.errors import Error as Error
+    from pyprocconn.errors import MalformedMessageError as MalformedMessageError
+    from pyprocconn.errors import OverrunError as OverrunError
+    from pyprocconn.events import EVENT_CLASSES as EVENT_CLASSES
+    from pyprocconn.events import EventsLost as EventsLost
+    from pyprocconn.events import EventType as EventType
+    from pyprocconn.events import ExitStatus as ExitStatus
+    from pyprocconn.events import ProcEvent as ProcEvent
+    from pyprocconn.events import UnknownEvent as UnknownEvent
+    from pyprocconn.parse import NetlinkMessage as NetlinkMessage
+    from pyprocconn.parse import NetlinkMessageIter as NetlinkMessageIter
+    from pyprocconn.parse import parse_events as parse_events
+    from pyprocconn.wire import subscription_request as subscription_request
+
+    # The event classes and the seed names come from the generated layer: any type.
+    def __getattr__(name: str) -> Any: ...
+
+
+def _event_class_names() -> list[str]:
+    from pyprocconn.events import EVENT_CLASSES
+
+    return [cls.__name__ for cls in EVENT_CLASSES.values()]
+
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if name == "__all__":
+            return _public_names()
+        module = _API.get(name)
+        if module is not None:
+            value = getattr(importlib.import_module(f"pyprocconn.{module}"), name)
+        elif name.endswith("Event") and name in _event_class_names():
+            value = getattr(importlib.import_module("pyprocconn.events"), name)
+        else:
+            for seed in _SEED_MODULES:
+                source = importlib.import_module(f"pyprocconn.{seed}")
+                if not name.startswith("_") and hasattr(source, name):
+                    value = getattr(source, name)
+                    break
+            else:
+                raise AttributeError(f"module 'pyprocconn' has no attribute {name!r}")
+        globals()[name] = value  # resolved once
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*_public_names(), "__version__", "kernel"})
+
+
+def _public_names() -> list[str]:
+    """The friendly API and the event classes the generated layer gives (``__all__``)."""
+    return [*_API, *_event_class_names()]

@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 def subject_pid(event: pc.ProcEvent) -> int | None:
     """The process an event is about (the child of a fork)."""
     if isinstance(event, pc.ForkEvent):
-        return event.child_pid
+        return int(event.child_pid)
     pid = getattr(event, "process_pid", None)
     return pid if isinstance(pid, int) else None
 
@@ -126,7 +126,8 @@ def details(event: pc.ProcEvent) -> str:
             return f"parent {parent}" + (f" thread of {tgid}" if child != tgid else "")
         case pc.ExitEvent():
             thread = event.process_pid != event.process_tgid
-            return event.describe_status() + (f" thread of {event.process_tgid}" if thread else "")
+            status: str = event.describe_status()
+            return status + (f" thread of {event.process_tgid}" if thread else "")
         case pc.UidEvent(ruid=ruid, euid=euid):
             return f"ruid {ruid} euid {euid}"
         case pc.GidEvent(rgid=rgid, egid=egid):

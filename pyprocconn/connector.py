@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import errno
 import os
 import random
@@ -12,15 +13,14 @@ import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from pyprocconn import _libc
+from pyprocconn import _libc, layout
+from pyprocconn.decode import Counters, Stream, decode
 from pyprocconn.errors import ConnectorUnavailableError, OverrunError
 from pyprocconn.events import EventsLost, EventType, ProcEvent
 from pyprocconn.kernel import cn_proc, connector, netlink
-from pyprocconn.parse import DecodeState, decode_slots
-from pyprocconn.wire import SIZE_CN_MSG, SIZE_NLMSGHDR, offsetof
+from pyprocconn.wire import subscription_request
 
 # 4 MiB asked for; the kernel doubles it: room for about 10,000 queued events (~832 bytes each).
 DEFAULT_RCVBUF = 4 * 1024 * 1024
@@ -30,7 +30,7 @@ DEFAULT_LINGER = 0.001
 DEFAULT_ACK_TIMEOUT = 1.0
 _BATCH_SLOTS = 64
 _SLOT_SIZE = 1024  # one proc event datagram is 76 bytes; larger ones are foreign or future
-_ALL = EventType.ALL.value
+_ALL = layout.ALL_EVENTS
 _EAGAIN = (errno.EAGAIN, errno.EWOULDBLOCK)
 _MSG_DONTWAIT, _MSG_TRUNC, _MSG_WAITFORONE = (
     _libc.MSG_DONTWAIT,
@@ -41,37 +41,13 @@ _MSG_DONTWAIT, _MSG_TRUNC, _MSG_WAITFORONE = (
 Buffer = bytearray | memoryview | ctypes.Array[Any]
 
 
-@dataclass
-class Stats:
-    """Counters since the connector opened."""
-
-    received: int = 0  # events delivered to the caller (acks of other listeners included)
-    lost: int = 0  # events the kernel dropped, counted exactly from per-CPU sequence gaps
-    overruns: int = 0  # times the kernel reported a full receive buffer (count may be unknown)
-    malformed: int = 0  # messages skipped as malformed
-    foreign: int = 0  # datagrams dropped because the kernel did not send them
-    filtered: int = 0  # events dropped by user-space filtering
+class Stats(Counters):
+    """Counters since the connector opened (a snapshot: see :class:`Counters` for each)."""
 
 
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _control_message(op: int, mask: int | None, token: int) -> bytes:
-    """A LISTEN/IGNORE request: ``{op, mask}`` (6.6+), or just ``op`` when mask is None."""
-    request = bytes(cn_proc.proc_input(mcast_op=op, event_type=mask or 0))
-    if mask is None:
-        request = request[: offsetof(cn_proc.proc_input, "event_type")]
-    message = connector.cn_msg(
-        id=connector.cb_id(idx=connector.CN_IDX_PROC, val=connector.CN_VAL_PROC),
-        seq=token,
-        ack=token,
-        len=len(request),
-    )
-    total = SIZE_NLMSGHDR + SIZE_CN_MSG + len(request)
-    header = netlink.nlmsghdr(nlmsg_len=total, nlmsg_type=netlink.NLMSG_DONE, nlmsg_pid=0)
-    return bytes(header) + bytes(message) + request
 
 
 class ProcConnector:
@@ -107,10 +83,11 @@ class ProcConnector:
             raise ValueError("events names no event type; use None or EventType.ALL for all")
         self._mask = mask
         self._linger = linger
-        self._state = DecodeState(mask=mask)
+        self._stream = Stream(mask=mask, on_ack=self._on_ack)
+        self._counters = self._stream.counters
+        self._awaiting: int | None = None  # cn_msg.ack of the answer to our pending request
+        self._answer: int | None = None  # its err, once it came
         self._pending: deque[ProcEvent | EventsLost] = deque()
-        self._foreign = 0
-        self._overruns = 0
         self._filter_mode: Literal["none", "kernel", "user"] = "none"
         self._fd = -1
         self._owner_pid = os.getpid()  # a forked child must not unsubscribe its parent
@@ -147,8 +124,9 @@ class ProcConnector:
 
     # -- subscription ----------------------------------------------------------------------
     def _subscribe(self, ack_timeout: float) -> None:
-        state = self._state
-        error = self._request(cn_proc.PROC_CN_MCAST_LISTEN, _ALL, ack_timeout)
+        error = None
+        if layout.HAS_EVENT_FILTER:
+            error = self._request(cn_proc.PROC_CN_MCAST_LISTEN, _ALL, ack_timeout)
         kernel_filters = error is not None
         if error is None:  # kernels before 6.6 ignore the 8-byte form: ask the old way
             error = self._request(cn_proc.PROC_CN_MCAST_LISTEN, None, ack_timeout)
@@ -156,8 +134,9 @@ class ProcConnector:
             raise ConnectorUnavailableError(
                 errno.ETIMEDOUT,
                 f"the kernel did not answer the process events subscription within "
-                f"{2 * ack_timeout:g} s: this process is outside the initial user or pid "
-                "namespace (a container?), or the kernel lacks CONFIG_PROC_EVENTS",
+                f"{(2 if layout.HAS_EVENT_FILTER else 1) * ack_timeout:g} s: this process is "
+                "outside the initial user or pid namespace (a container?), or the kernel "
+                "lacks CONFIG_PROC_EVENTS",
             )
         if error:
             advice = {
@@ -169,13 +148,13 @@ class ProcConnector:
                 # No ack can come back: a filtered socket never sees acks.
                 _libc.sendto_kernel(
                     self._fd,
-                    _control_message(cn_proc.PROC_CN_MCAST_LISTEN, self._mask, self._token()),
+                    subscription_request(cn_proc.PROC_CN_MCAST_LISTEN, self._mask, self._token()),
                 )
                 self._filter_mode = "kernel"
             else:
                 self._filter_mode = "user"
             # Gaps now include events filtered out, so they no longer count loss.
-            state.track_sequence = False
+            self._stream.track_sequence = False
 
     @staticmethod
     def _token() -> int:
@@ -183,20 +162,27 @@ class ProcConnector:
 
     def _request(self, op: int, mask: int | None, timeout: float) -> int | None:
         """Send one request and wait for its ack: its err, or None when none came in time."""
-        state = self._state
         token = self._token()
-        state.ack_token, state.ack_error = token, None
-        _libc.sendto_kernel(self._fd, _control_message(op, mask, token))
+        self._awaiting, self._answer = (token + 1) & 0xFFFFFFFF, None
+        _libc.sendto_kernel(self._fd, subscription_request(op, mask, token))
         deadline = time.monotonic() + timeout
         try:
-            while state.ack_error is None:
+            while self._answer is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
                 self._fill(remaining, 0.0)
-            return state.ack_error
+            return self._answer
         finally:
-            state.ack_token = None
+            self._awaiting = None
+
+    def _on_ack(self, ack: int, err: int) -> bool:
+        """The decoder's report of an ack: True when it answers our request (kept from the
+        caller); another listener's ack is an event like any other."""
+        if ack != self._awaiting:
+            return False
+        self._answer, self._awaiting = err, None
+        return True
 
     # -- receiving -------------------------------------------------------------------------
     def _set_rcvbuf(self, size: int) -> None:
@@ -212,7 +198,7 @@ class ProcConnector:
     def _fill(self, timeout: float | None, linger: float) -> bool:
         """Wait up to ``timeout`` (None: forever) for datagrams, let more arrive for ``linger``
         seconds, then decode all that are queued into pending. False on timeout."""
-        batch, fd, state, pending = self._batch, self._fd, self._state, self._pending
+        batch, fd, stream, pending = self._batch, self._fd, self._stream, self._pending
         slots, slot_size, buffer = batch.slots, batch.slot_size, batch.buffer
         if timeout is None:
             flags = _MSG_WAITFORONE  # block in recvmmsg itself: one system call per wake-up
@@ -231,17 +217,13 @@ class ProcConnector:
                 if error.errno in _EAGAIN:
                     return True
                 if error.errno == errno.ENOBUFS:
-                    self._overruns += 1
-                    pending.append(EventsLost(None))
-                    state.markers += 1
+                    stream.lose(pending, None)
                     flags = _MSG_DONTWAIT
                     continue
                 raise
             flags = _MSG_DONTWAIT
             headers, senders = batch.results()
-            foreign, truncated = decode_slots(buffer, slot_size, headers, senders, pending, state)
-            self._foreign += foreign
-            state.malformed += truncated
+            decode(buffer, self._spans(headers, senders, slot_size), pending, stream, False)
             if count < slots and not lingering:
                 return True
 
@@ -259,23 +241,36 @@ class ProcConnector:
             if error.errno in _EAGAIN:
                 return True
             if error.errno == errno.ENOBUFS:
-                self._overruns += 1
-                self._pending.append(EventsLost(None))
-                self._state.markers += 1
+                self._stream.lose(self._pending, None)
                 return True
             raise
         flags = _MSG_TRUNC if nbytes > len(view) else 0  # the buffer was too small for it
         received = [(flags, min(nbytes, len(view)))]
         sender = [self._recvfrom.sender.nl_pid]
-        foreign, truncated = decode_slots(view, 1, received, sender, self._pending, self._state)
-        self._foreign += foreign
-        self._state.malformed += truncated
+        spans = self._spans(received, sender, len(view))
+        decode(view, spans, self._pending, self._stream, False)
         return True
+
+    def _spans(
+        self, results: Any, senders: list[int] | None, slot_size: int
+    ) -> list[tuple[int, int]]:
+        """Where the datagrams of a receive are, from (msg_flags, bytes) of each; the ones the
+        kernel did not send and the ones cut short are dropped here and counted."""
+        spans, start, counters = [], 0, self._counters
+        for index, (flags, nbytes) in enumerate(results):
+            if senders is not None and senders[index]:
+                counters.foreign += 1
+            elif flags & _MSG_TRUNC:
+                counters.malformed += 1
+            else:
+                spans.append((start, start + nbytes))
+            start += slot_size
+        return spans
 
     def _take(self) -> ProcEvent | EventsLost:
         item = self._pending.popleft()
         if type(item) is EventsLost:
-            self._state.markers -= 1
+            self._stream.markers -= 1
         return item
 
     def _pop(self) -> ProcEvent:
@@ -323,7 +318,7 @@ class ProcConnector:
             self._fill(remaining, linger)
             if not pending and remaining == 0.0:
                 return []
-        if not self._state.markers and len(pending) <= max_events:
+        if not self._stream.markers and len(pending) <= max_events:
             out: list[Any] = list(pending)  # the usual case: no loss inside, take everything
             pending.clear()
             return out
@@ -402,15 +397,7 @@ class ProcConnector:
     @property
     def stats(self) -> Stats:
         """A snapshot of the counters."""
-        state = self._state
-        return Stats(
-            received=state.received,
-            lost=state.lost,
-            overruns=self._overruns,
-            malformed=state.malformed,
-            foreign=self._foreign,
-            filtered=state.filtered,
-        )
+        return Stats(**dataclasses.asdict(self._counters))
 
     @property
     def closed(self) -> bool:
@@ -431,7 +418,7 @@ class ProcConnector:
             # unsubscribes; a child just drops its descriptor.
             if os.getpid() == self._owner_pid:
                 _libc.sendto_kernel(
-                    fd, _control_message(cn_proc.PROC_CN_MCAST_IGNORE, None, self._token())
+                    fd, subscription_request(cn_proc.PROC_CN_MCAST_IGNORE, None, self._token())
                 )
         except OSError:
             pass  # closing anyway; the kernel forgets a closed socket's filter

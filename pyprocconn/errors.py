@@ -30,11 +30,18 @@ class OverrunError(Error):
 
     ``lost`` is how many, when known (a per-CPU sequence gap on an all-events subscription);
     None when the kernel only said that it dropped some (ENOBUFS). ``cpu`` is the CPU whose
-    events were lost when known. The connector keeps working:
-    receive again to go on.
+    events were lost when known. ``events``: from :func:`parse_events`, the events decoded
+    before the ``NLMSG_OVERRUN`` (never lost). The connector keeps working: receive again to go
+    on.
     """
 
-    def __init__(self, lost: int | None, message: str | None = None, cpu: int | None = None):
+    def __init__(
+        self,
+        lost: int | None,
+        message: str | None = None,
+        cpu: int | None = None,
+        events: list[ProcEvent] | None = None,
+    ):
         if message is None:
             count = "an unknown number of" if lost is None else str(lost)
             where = "" if cpu is None else f" on cpu {cpu}"
@@ -45,6 +52,7 @@ class OverrunError(Error):
         super().__init__(message)
         self.lost = lost
         self.cpu = cpu
+        self.events: list[ProcEvent] = events if events is not None else []
 
 
 class ConnectorUnavailableError(Error, OSError):

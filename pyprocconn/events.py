@@ -1,7 +1,11 @@
-"""Event objects: one immutable, hashable tuple subclass per kernel event type.
+"""Event objects: one immutable, hashable tuple class per event type of the generated layer.
 
-Field names are the kernel's (``struct fork_proc_event`` gives ``ForkEvent.child_pid``); every
-event starts with ``what``, ``cpu`` and ``timestamp_ns`` (CLOCK_MONOTONIC nanoseconds).
+The classes are made at import from :mod:`pyprocconn.layout`: a header with a new event type
+gives a new class, a grown struct gives its event the new fields. Field names are the kernel's
+(``struct fork_proc_event`` gives ``ForkEvent.child_pid``); every event starts with ``what``,
+``cpu`` and ``timestamp_ns`` (CLOCK_MONOTONIC nanoseconds). A field the kernel did not send (an
+older kernel's shorter struct) is None. Behaviour written by hand (:class:`ExitStatus`)
+attaches by event name and checks at import that the fields it reads exist.
 """
 
 from __future__ import annotations
@@ -9,27 +13,46 @@ from __future__ import annotations
 import enum
 import os
 import signal
-from typing import Any, ClassVar, NamedTuple
+from collections import namedtuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from pyprocconn.kernel import cn_proc
+from pyprocconn import layout
 
+if TYPE_CHECKING:
 
-class EventType(enum.IntFlag):
-    """The kernel's event bits (``enum proc_cn_event``); also a subscription mask."""
+    class _EventTypeMeta(enum.EnumMeta):
+        def __getattr__(cls, name: str) -> EventType: ...
 
-    NONE = cn_proc.PROC_EVENT_NONE
-    FORK = cn_proc.PROC_EVENT_FORK
-    EXEC = cn_proc.PROC_EVENT_EXEC
-    UID = cn_proc.PROC_EVENT_UID
-    GID = cn_proc.PROC_EVENT_GID
-    SID = cn_proc.PROC_EVENT_SID
-    PTRACE = cn_proc.PROC_EVENT_PTRACE
-    COMM = cn_proc.PROC_EVENT_COMM
-    # A filter bit only: exits with a non-zero code still arrive as EXIT.
-    NONZERO_EXIT = cn_proc.PROC_EVENT_NONZERO_EXIT
-    COREDUMP = cn_proc.PROC_EVENT_COREDUMP
-    EXIT = cn_proc.PROC_EVENT_EXIT
-    ALL = cn_proc.PROC_EVENT_ALL
+    class EventType(enum.IntFlag, metaclass=_EventTypeMeta):
+        """The kernel's event bits (``enum proc_cn_event``); also a subscription mask."""
+
+        @classmethod
+        def from_name(cls, name: str) -> EventType: ...
+
+else:
+
+    def _from_name(cls: Any, name: str) -> Any:
+        """The member called ``name`` in any case: ``"exec"``, ``"EXEC"``."""
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            choices = ", ".join(member.lower() for member in cls.__members__)
+            raise ValueError(f"unknown event type {name!r} (choose from {choices})") from None
+
+    EventType = enum.IntFlag(
+        "EventType",
+        {
+            **{
+                name.removeprefix("PROC_EVENT_"): value for name, value in layout.EVENT_BITS.items()
+            },
+            "ALL": layout.ALL_EVENTS,
+        },
+        module=__name__,
+    )
+    EventType.__doc__ = (
+        "The kernel's event bits (``enum proc_cn_event``); also a subscription mask."
+    )
+    EventType.from_name = classmethod(_from_name)
 
 
 class ProcEvent:
@@ -38,14 +61,18 @@ class ProcEvent:
     __slots__ = ()
     TYPE: ClassVar[EventType]
     NAME: ClassVar[str]  # short lower-case name: "fork", "exit", ...
+    SPEC: ClassVar[layout.EventSpec]
 
     what: int
     cpu: int
     timestamp_ns: int
+    if TYPE_CHECKING:
+        # Each class's fields come from the headers: unknown to a type checker.
+        def __getattr__(self, name: str) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         """The event's fields as a plain dict (kernel names, plain values)."""
-        return dict(self._asdict())  # type: ignore[attr-defined]
+        return dict(self._asdict())
 
     def _details(self) -> str:
         fields = self.to_dict()
@@ -58,179 +85,12 @@ class ProcEvent:
         return f"{self.NAME} {self._details()} cpu={self.cpu} t={seconds:.6f}"
 
 
-class _Ack(NamedTuple):
-    what: int
-    cpu: int
-    timestamp_ns: int
-    err: int
-
-
-class AckEvent(_Ack, ProcEvent):
-    """The kernel's answer to a LISTEN/IGNORE request (``err`` 0 or a positive errno)."""
+class ExitStatus:
+    """Decoding of an exit event's ``exit_code``, the wait(2) status."""
 
     __slots__ = ()
-    TYPE = EventType.NONE
-    NAME = "ack"
-
-
-class _Fork(NamedTuple):
-    what: int
-    cpu: int
-    timestamp_ns: int
-    parent_pid: int
-    parent_tgid: int
-    child_pid: int
-    child_tgid: int
-
-
-class ForkEvent(_Fork, ProcEvent):
-    """A new process or thread (``child_pid`` is the thread id, ``child_tgid`` the process)."""
-
-    __slots__ = ()
-    TYPE = EventType.FORK
-    NAME = "fork"
-
-
-class _Exec(NamedTuple):
-    what: int
-    cpu: int
-    timestamp_ns: int
-    process_pid: int
-    process_tgid: int
-
-
-class ExecEvent(_Exec, ProcEvent):
-    """A successful execve."""
-
-    __slots__ = ()
-    TYPE = EventType.EXEC
-    NAME = "exec"
-
-
-class _Uid(NamedTuple):
-    what: int
-    cpu: int
-    timestamp_ns: int
-    process_pid: int
-    process_tgid: int
-    ruid: int
-    euid: int
-
-
-class UidEvent(_Uid, ProcEvent):
-    """A change of credentials: the new real and effective uid."""
-
-    __slots__ = ()
-    TYPE = EventType.UID
-    NAME = "uid"
-
-
-class _Gid(NamedTuple):
-    what: int
-    cpu: int
-    timestamp_ns: int
-    process_pid: int
-    process_tgid: int
-    rgid: int
-    egid: int
-
-
-class GidEvent(_Gid, ProcEvent):
-    """A change of credentials: the new real and effective gid."""
-
-    __slots__ = ()
-    TYPE = EventType.GID
-    NAME = "gid"
-
-
-class _Sid(NamedTuple):
-    what: int
-    cpu: int
-    timestamp_ns: int
-    process_pid: int
-    process_tgid: int
-
-
-class SidEvent(_Sid, ProcEvent):
-    """A successful setsid()."""
-
-    __slots__ = ()
-    TYPE = EventType.SID
-    NAME = "sid"
-
-
-class _Ptrace(NamedTuple):
-    what: int
-    cpu: int
-    timestamp_ns: int
-    process_pid: int
-    process_tgid: int
-    tracer_pid: int
-    tracer_tgid: int
-
-
-class PtraceEvent(_Ptrace, ProcEvent):
-    """A ptrace attach (tracer set) or detach (tracer 0)."""
-
-    __slots__ = ()
-    TYPE = EventType.PTRACE
-    NAME = "ptrace"
-
-
-class _Comm(NamedTuple):
-    what: int
-    cpu: int
-    timestamp_ns: int
-    process_pid: int
-    process_tgid: int
-    comm: str
-
-
-class CommEvent(_Comm, ProcEvent):
-    """A new task name (prctl(PR_SET_NAME) or a write to /proc/PID/comm)."""
-
-    __slots__ = ()
-    TYPE = EventType.COMM
-    NAME = "comm"
-
-
-class _Coredump(NamedTuple):
-    what: int
-    cpu: int
-    timestamp_ns: int
-    process_pid: int
-    process_tgid: int
-    parent_pid: int
-    parent_tgid: int
-
-
-class CoredumpEvent(_Coredump, ProcEvent):
-    """A process being killed by a core-dumping signal (sent whether or not a core is written)."""
-
-    __slots__ = ()
-    TYPE = EventType.COREDUMP
-    NAME = "coredump"
-
-
-class _Exit(NamedTuple):
-    what: int
-    cpu: int
-    timestamp_ns: int
-    process_pid: int
-    process_tgid: int
+    NEEDS = ("exit_code",)
     exit_code: int
-    exit_signal: int
-    parent_pid: int
-    parent_tgid: int
-
-
-class ExitEvent(_Exit, ProcEvent):
-    """A thread's exit. ``exit_code`` is the wait(2) status; ``exit_signal`` (u32) is the
-    signal sent to the parent (17, SIGCHLD, for ordinary children; 0xFFFFFFFF for threads)."""
-
-    __slots__ = ()
-    TYPE = EventType.EXIT
-    NAME = "exit"
 
     @property
     def exit_status(self) -> int | None:
@@ -258,18 +118,69 @@ class ExitEvent(_Exit, ProcEvent):
         return f"killed by {name}" + (" (core dumped)" if self.core_dumped else "")
 
 
-class _Unknown(NamedTuple):
-    what: int
-    cpu: int
-    timestamp_ns: int
-    data: bytes
+# Hand-written behaviour, by event name.
+BEHAVIOUR: dict[str, type] = {"exit": ExitStatus}
+DOCS: dict[str, str] = {
+    "ack": "The kernel's answer to a LISTEN/IGNORE request (``err`` 0 or a positive errno).",
+    "fork": "A new process or thread (``child_pid`` is the thread id, ``child_tgid`` the process).",
+    "exec": "A successful execve.",
+    "uid": "A change of credentials: the new real and effective uid.",
+    "gid": "A change of credentials: the new real and effective gid.",
+    "sid": "A successful setsid().",
+    "ptrace": "A ptrace attach (tracer set) or detach (tracer 0).",
+    "comm": "A new task name (prctl(PR_SET_NAME) or a write to /proc/PID/comm).",
+    "coredump": "A process killed by a core-dumping signal (sent whether or not a core is "
+    "written).",
+    "exit": "A thread's exit. ``exit_code`` is the wait(2) status; ``exit_signal`` (u32) is the "
+    "signal sent to the parent (17, SIGCHLD, for ordinary children; 0xFFFFFFFF for threads), "
+    "not the signal that killed it (see :attr:`term_signal`).",
+}
+
+
+def _event_class(spec: layout.EventSpec) -> type[ProcEvent]:
+    names = ["what", "cpu", "timestamp_ns", *(f.name for f in spec.fields)]
+    fields = namedtuple(f"_{spec.class_name}Fields", names)  # type: ignore[misc]
+    behaviour = BEHAVIOUR.get(spec.name)
+    bases: tuple[type, ...] = (fields, ProcEvent)
+    if behaviour is not None:
+        missing = [name for name in getattr(behaviour, "NEEDS", ()) if name not in names]
+        if missing:
+            raise ImportError(
+                f"{behaviour.__name__} needs {', '.join(missing)} of {spec.constant}'s event, "
+                "which the generated layer lacks"
+            )
+        bases = (fields, behaviour, ProcEvent)
+    c_type = f"struct {spec.member}" if spec.member != "ack" else "the ack struct"
+    doc = DOCS.get(spec.name, f"The kernel's {spec.constant} event ({c_type}).")
+    return type(
+        spec.class_name,
+        bases,
+        {
+            "__slots__": (),
+            "__doc__": doc,
+            "__module__": __name__,
+            "TYPE": EventType(spec.what),
+            "NAME": spec.name,
+            "SPEC": spec,
+        },
+    )
+
+
+EVENT_CLASSES: dict[int, type[ProcEvent]] = {
+    what: _event_class(spec) for what, spec in layout.EVENTS.items()
+}
+"""``what`` -> the event class, for every event type the generated layer knows."""
+_BY_CLASS_NAME = {cls.__name__: cls for cls in EVENT_CLASSES.values()}
+
+_Unknown = namedtuple("_Unknown", ["what", "cpu", "timestamp_ns", "data"])
 
 
 class UnknownEvent(_Unknown, ProcEvent):
-    """An event type this version does not know (a newer kernel): its raw ``event_data``."""
+    """An event type the generated layer does not know (a newer kernel): its raw
+    ``event_data`` bytes, as many as the kernel sent."""
 
     __slots__ = ()
-    TYPE = EventType.NONE
+    TYPE = EventType(0)
     NAME = "unknown"
 
 
@@ -289,18 +200,13 @@ class EventsLost(NamedTuple):
         return f"lost {count} events{where}"
 
 
-EVENT_CLASSES: dict[int, type[ProcEvent]] = {
-    cls.TYPE.value: cls
-    for cls in (
-        AckEvent,
-        ForkEvent,
-        ExecEvent,
-        UidEvent,
-        GidEvent,
-        SidEvent,
-        PtraceEvent,
-        CommEvent,
-        CoredumpEvent,
-        ExitEvent,
-    )
-}
+def __getattr__(name: str) -> Any:
+    """The event classes by name (``ForkEvent``), as the generated layer has them."""
+    try:
+        return _BY_CLASS_NAME[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_BY_CLASS_NAME])

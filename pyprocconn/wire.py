@@ -1,4 +1,5 @@
-"""Sizes and offsets of the connector's messages, computed from the generated structs.
+"""For people with their own socket: the subscription request, and the seed crate's sizes and
+offsets of the connector's messages, computed from the generated structs.
 
 Nothing here is typed from the headers: every number comes from ``pyprocconn.kernel``.
 """
@@ -6,60 +7,14 @@ Nothing here is typed from the headers: every number comes from ``pyprocconn.ker
 from __future__ import annotations
 
 import ctypes
-from typing import Any, Final
+from typing import Final
 
 from pyprocconn.kernel import cn_proc, connector, netlink
+from pyprocconn.layout import offsetof
 
 # From <linux/socket.h> (``#define SOL_NETLINK 270``), a header this project does not vendor:
 # the socket level of netlink options such as NETLINK_NO_ENOBUFS.
 SOL_NETLINK: Final = 270
-
-
-def struct_format(
-    record: type[ctypes.Structure] | type[ctypes.Union], until: str | None = None
-) -> str:
-    """A :mod:`struct` format (native order, no implicit padding) with the record's layout.
-
-    A union reads as its first member, which must span the whole union; a char array reads as
-    bytes; a flexible array reads as nothing. ``until`` stops before that field.
-    """
-    if issubclass(record, ctypes.Union):
-        first = record._fields_[0][1]
-        if ctypes.sizeof(first) != ctypes.sizeof(record):
-            raise TypeError(f"{record.__name__}: first member does not span the union")
-        return struct_format_of(first)
-    parts, position = [], 0
-    for name, ctype, *_ in record._fields_:
-        offset = offsetof(record, name)
-        parts.append("x" * (offset - position))
-        if name == until:
-            return "".join(parts)
-        parts.append(struct_format_of(ctype))
-        position = offset + ctypes.sizeof(ctype)
-    parts.append("x" * (ctypes.sizeof(record) - position))
-    return "".join(parts)
-
-
-def struct_format_of(ctype: Any) -> str:
-    if isinstance(ctype, type) and issubclass(ctype, (ctypes.Structure, ctypes.Union)):
-        return struct_format(ctype)
-    if isinstance(ctype, type) and issubclass(ctype, ctypes.Array):
-        element: Any = ctype._type_
-        if element is ctypes.c_char:
-            return f"{ctype._length_}s"
-        length: int = getattr(ctype, "_length_")  # noqa: B009 - typeshed types it as a method
-        return struct_format_of(element) * length
-    code = ctype._type_
-    if not isinstance(code, str) or code not in "bBhHiIlLqQ":
-        raise TypeError(f"no struct format for {ctype!r}")
-    # Standard-size codes, so formats can be used with "=" (no implicit alignment).
-    standard = {1: "b", 2: "h", 4: "i", 8: "q"}[ctypes.sizeof(ctype)]
-    return standard.upper() if code.isupper() else standard
-
-
-def offsetof(record: type[ctypes.Structure] | type[ctypes.Union], field: str) -> int:
-    """Byte offset of ``field`` in ``record``, like C's ``offsetof``."""
-    return int(getattr(record, field).offset)
 
 
 SIZE_NLMSGHDR: Final = ctypes.sizeof(netlink.nlmsghdr)
@@ -67,6 +22,35 @@ SIZE_CN_MSG: Final = ctypes.sizeof(connector.cn_msg)
 SIZE_PROC_EVENT: Final = ctypes.sizeof(cn_proc.proc_event)
 # Where event_data starts inside proc_event (after what, cpu and timestamp_ns).
 PROC_EVENT_HEADER_SIZE: Final = offsetof(cn_proc.proc_event, "event_data")
+
+
+def subscription_request(op: int, mask: int | None = None, token: int = 0) -> bytes:
+    """A LISTEN/IGNORE request to send to the kernel (netlink port 0) from a socket bound to
+    ``CN_IDX_PROC``: ``{op, mask}`` (``struct proc_input``, kernels 6.6+, which filter events by
+    ``mask``), or just ``op`` when ``mask`` is None (all events; what kernels before 6.6 need).
+
+    ``token`` goes into ``cn_msg.seq`` and ``cn_msg.ack``; the kernel's ack (a
+    ``PROC_EVENT_NONE`` event) carries ``cn_msg.ack == token + 1``. Headers without
+    ``proc_input`` (before 6.6) cannot build the ``{op, mask}`` form.
+    """
+    op_bytes = bytes(ctypes.c_uint32(op))  # enum proc_cn_mcast_op: 4 bytes, as every enum
+    if mask is None:
+        request = op_bytes
+    else:
+        proc_input = getattr(cn_proc, "proc_input", None)
+        if proc_input is None:
+            raise ValueError("these headers have no struct proc_input: no per-socket mask")
+        request = bytes(proc_input(mcast_op=op, event_type=mask))
+    message = connector.cn_msg(
+        id=connector.cb_id(idx=connector.CN_IDX_PROC, val=connector.CN_VAL_PROC),
+        seq=token,
+        ack=token,
+        len=len(request),
+    )
+    total = SIZE_NLMSGHDR + SIZE_CN_MSG + len(request)
+    header = netlink.nlmsghdr(nlmsg_len=total, nlmsg_type=netlink.NLMSG_DONE, nlmsg_pid=0)
+    return bytes(header) + bytes(message) + request
+
 
 SIZE_FORK_EVENT: Final = ctypes.sizeof(cn_proc.fork_proc_event)
 SIZE_EXEC_EVENT: Final = ctypes.sizeof(cn_proc.exec_proc_event)

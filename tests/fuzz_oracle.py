@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pyprocconn as pc
-from pyprocconn.parse import DecodeState, decode_slots
+from pyprocconn.decode import Stream, decode
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden.json").read_text())
 SEEDS = [bytes.fromhex(d["hex"]) for d in GOLDEN["datagrams"].values()]
@@ -45,14 +45,14 @@ def check(data: bytes, poison: bytes) -> None:
         pass
 
     # The connector's path: never raises for malformed input, counts what it skips.
-    state = DecodeState()
+    stream = Stream()
     out: deque[Any] = deque()
     view = memoryview(poisoned)
     try:
-        decode_slots(view, 1, [(0, len(data))], None, out, state)
+        decode(view, [(0, len(data))], out, stream, False)
     except OSError as error:  # only an NLMSG_ERROR from the "kernel" may raise
         assert not isinstance(error, (pc.MalformedMessageError, pc.OverrunError))
     kinds = {type(item) for item in out}
     assert kinds <= {*pc.events.EVENT_CLASSES.values(), pc.UnknownEvent, pc.EventsLost}
     if plain[0] == "MalformedMessageError":
-        assert state.malformed >= 1
+        assert stream.counters.malformed >= 1

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 import pyprocconn as pc
-from pyprocconn.connector import _control_message
+from pyprocconn.wire import subscription_request
 from tests import triggers
 from tests.paths import ticking
 from tests.triggers import collect, of
@@ -99,7 +99,7 @@ def test_acks_of_other_listeners_arrive_as_ack_events(conn: pc.ProcConnector) ->
     raw = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, pc.NETLINK_CONNECTOR)
     try:
         raw.bind((0, pc.CN_IDX_PROC))
-        raw.sendto(_control_message(99, None, 12345), (0, 0))  # not an operation: EINVAL
+        raw.sendto(subscription_request(99, None, 12345), (0, 0))  # not an operation: EINVAL
         events = collect(conn, lambda e: any(isinstance(a, pc.AckEvent) and a.err for a in e))
     finally:
         raw.close()
@@ -132,7 +132,7 @@ def test_forged_datagrams_are_dropped_and_counted(conn: pc.ProcConnector) -> Non
     # A well-formed exec event: only its sender (not the kernel, port 0) gives it away.
     fake_pid = 0x7FFFFFF0
     message = triggers.forged_exec(fake_pid)
-    assert [e.process_pid for e in pc.parse_events(message)] == [fake_pid]  # type: ignore[attr-defined]
+    assert [e.process_pid for e in pc.parse_events(message)] == [fake_pid]
     before = conn.stats.foreign
     forger = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, pc.NETLINK_CONNECTOR)
     try:

@@ -17,7 +17,7 @@ import pytest
 
 import pyprocconn as pc
 from pyprocconn import _libc
-from pyprocconn.connector import _control_message
+from pyprocconn.wire import subscription_request
 from tests import paths, triggers
 from tests.paths import PATHS, Item, forged_ack, forged_exec, forger, gather, ticking
 from tests.triggers import of
@@ -145,7 +145,7 @@ def _kernel_still_sends_to(fd: int) -> bool:
             sock.recv(65536)
         except TimeoutError:
             return False
-        sock.sendto(_control_message(pc.PROC_CN_MCAST_IGNORE, None, 1), (0, 0))  # clean up
+        sock.sendto(subscription_request(pc.PROC_CN_MCAST_IGNORE, None, 1), (0, 0))  # clean up
         return True
     finally:
         sock.close()

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 import pyprocconn as pc
-from pyprocconn.connector import _control_message
+from pyprocconn.wire import subscription_request
 from tests import triggers
 from tests.paths import ticking
 from tests.triggers import collect, of
@@ -238,7 +238,7 @@ def test_listen_with_an_invalid_operation_is_refused_by_the_kernel() -> None:
         raw = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, pc.NETLINK_CONNECTOR)
         try:
             raw.bind((0, pc.CN_IDX_PROC))
-            raw.sendto(_control_message(7, None, 777), (0, 0))
+            raw.sendto(subscription_request(7, None, 777), (0, 0))
             events = collect(conn, lambda e: any(isinstance(a, pc.AckEvent) and a.err for a in e))
         finally:
             raw.close()

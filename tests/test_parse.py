@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 import pyprocconn as pc
+from pyprocconn.decode import Stream, decode
 from pyprocconn.kernel import netlink
-from pyprocconn.parse import DecodeState, decode, decode_slots
 from tests.fixtures import capture_golden
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden.json").read_text())
@@ -37,7 +37,8 @@ def golden(name: str) -> bytes:
 
 def _message(kind: int, payload: bytes = b"") -> bytes:
     header = netlink.nlmsghdr(nlmsg_len=pc.SIZE_NLMSGHDR + len(payload), nlmsg_type=kind)
-    return bytes(header) + payload + b"\0" * (pc.nlmsg_align(len(payload)) - len(payload))
+    padding: int = pc.nlmsg_align(len(payload)) - len(payload)
+    return bytes(header) + payload + b"\0" * padding
 
 
 def expected(name: str) -> dict[str, Any]:
@@ -65,21 +66,19 @@ def test_golden_datagram_decodes_to_what_the_trigger_did(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(DATAGRAMS))
 def test_golden_datagram_decodes_to_the_same_on_every_decoding_path(name: str) -> None:
-    """The checked path, the connector's recvmmsg path, and a newer kernel's longer event."""
+    """The usual path, the general one (a message padded past its event), the connector's
+    stream, and a newer kernel's longer event on each."""
     data = golden(name)
     longer = bytearray(data + bytes(8))  # a proc_event 8 bytes longer: structs grow at the end
     struct.pack_into("=I", longer, 0, len(longer))  # nlmsg_len
     struct.pack_into("=H", longer, 32, 48)  # cn_msg.len
-    checked: list[Any] = []
-    decode(data, 0, len(data), checked, DecodeState())  # a state skips the fast runs
-    paths: dict[str, list[Any]] = {
-        "parse_events, longer": pc.parse_events(longer),
-        "checked": checked,
-    }
-    for label, datagram in (("slots", data), ("slots, longer", longer)):
-        paths[label] = []
-        slot = bytearray(datagram)
-        decode_slots(slot, len(slot), [(0, len(slot))], None, paths[label], DecodeState())
+    padded = bytearray(data + bytes(4))  # nlmsg_len past the event: read the general way
+    struct.pack_into("=I", padded, 0, len(padded))
+    paths: dict[str, list[Any]] = {}
+    for label, datagram in (("usual", data), ("longer", longer), ("general", padded)):
+        paths[f"parse_events, {label}"] = pc.parse_events(datagram)
+        paths[f"stream, {label}"] = []
+        decode(bytearray(datagram), [(0, len(datagram))], paths[f"stream, {label}"], Stream())
     for label, events in paths.items():
         assert [type(e).__name__ for e in events] == [DATAGRAMS[name]["oracle"]["type"]], label
         assert [e.to_dict() for e in events] == [expected(name)], label
@@ -175,7 +174,7 @@ def _patched(name: str, offset: int, fmt: str, value: int) -> bytearray:
         (_patched("fork", 0, "=I", 200), "nlmsg_len 200 outside"),
         (_patched("fork", 16, "=I", 7), "foreign connector id 7.1"),
         (_patched("fork", 32, "=H", 41), "cn_msg.len 41 does not fit"),
-        (_patched("fork", 32, "=H", 20), "fork event needs 16 bytes of data, has 4"),
+        (_patched("fork", 32, "=H", 12), "cn_msg.len 12 does not fit"),  # no whole head
         (_patched("fork", 4, "=H", 0x20), "unexpected netlink message type 32"),
         (_message(pc.NLMSG_DONE, bytes(20)), "connector message of 36 bytes is too short"),
     ],
@@ -205,7 +204,7 @@ def test_comm_that_is_not_utf8_is_kept_readable() -> None:
     data = bytearray(golden("comm"))
     data[60:64] = b"\xff\xfeab"
     (event,) = pc.parse_events(data)
-    assert event.comm.startswith("\\xff\\xfeab")  # type: ignore[attr-defined]
+    assert event.comm.startswith("\\xff\\xfeab")
 
 
 def test_exit_status_helpers() -> None:
@@ -251,3 +250,26 @@ def test_seed_names_are_computed_from_the_generated_layout() -> None:
     assert pc.nlmsg_align(77) == 80 and pc.SOL_NETLINK == 270
     assert (pc.EXIT_CODE, pc.EXIT_SIGNAL, pc.COMM_DATA, pc.ID_EUID_EGID) == (8, 12, 8, 12)
     assert int(pc.EventType.ALL) == pc.PROC_EVENT_ALL and int(pc.EventType.EXIT) == 0x80000000
+
+
+def test_an_older_kernels_shorter_event_gives_none_for_the_fields_it_did_not_send() -> None:
+    """The kernel's ABI rule: structs grow at the end, and cn_msg.len says how much was sent.
+    A fork event of 20 bytes carries what, cpu, timestamp_ns and parent_pid only."""
+    data = bytearray(golden("fork")[: pc.SIZE_NLMSGHDR + pc.SIZE_CN_MSG + 20])
+    struct.pack_into("=I", data, 0, len(data))  # nlmsg_len
+    struct.pack_into("=H", data, 32, 20)  # cn_msg.len
+    (event,) = pc.parse_events(data)
+    whole = expected("fork")
+    assert isinstance(event, pc.ForkEvent)
+    assert event.parent_pid == whole["parent_pid"]
+    assert (event.parent_tgid, event.child_pid, event.child_tgid) == (None, None, None)
+    assert (event.what, event.cpu, event.timestamp_ns) == (
+        whole["what"],
+        whole["cpu"],
+        whole["timestamp_ns"],
+    )
+    (view,) = pc.NetlinkMessageIter(data)
+    assert view.event_bytes == 20 and view.proc_event_is_copy  # zero-padded, never past the end
+    assert view.proc_event is not None
+    assert view.proc_event.event_data.fork.parent_pid == whole["parent_pid"]
+    assert view.proc_event.event_data.fork.child_pid == 0

@@ -1,0 +1,340 @@
+"""The one decoder: netlink messages to events, driven by tables compiled from the generated
+layout for each message size the kernel actually sends.
+
+The kernel sends ``cn_msg.len`` bytes of *its* ``struct proc_event``: fewer than the header's
+struct (an older kernel), or more (a newer one). A message is valid when its lengths are
+consistent and the fixed head fits; each field lying wholly within the bytes received is decoded,
+the others are None, extra bytes are ignored. Every length is checked against the bytes received
+before anything is read, so nothing reads past them whatever the bytes say.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyprocconn import layout
+from pyprocconn.errors import MalformedMessageError, OverrunError
+from pyprocconn.events import EVENT_CLASSES, EventsLost, ProcEvent, UnknownEvent
+from pyprocconn.kernel import connector, netlink
+
+HEAD = struct.Struct(layout.HEAD_FORMAT)
+_NLMSGHDR = struct.Struct(layout.NLMSGHDR_FORMAT)
+_NLMSGERR_ERROR = struct.Struct(layout.NLMSGERR_ERROR_FORMAT)
+_U32 = struct.Struct("=I")
+# Positions in an unpacked message (head first, then the event's fields), named from the layout.
+_LEN = layout.head_index("nlmsg_len")
+_TYPE = layout.head_index("nlmsg_type")
+_IDX, _VAL = layout.head_index("idx"), layout.head_index("val")
+_SEQ, _ACK = layout.head_index("seq"), layout.head_index("ack")
+_CN_LEN = layout.head_index("len")
+_WHAT, _CPU = layout.head_index("what"), layout.head_index("cpu")
+_TIMESTAMP = layout.head_index("timestamp_ns")
+_FIELDS = len(layout.HEAD_NAMES)  # the event's own fields start here
+_EVENT_OFFSET, _DATA_OFFSET = layout.EVENT_OFFSET, layout.DATA_OFFSET
+_HEAD_BYTES = layout.EVENT_HEAD_SIZE
+_ALIGN = netlink.NLMSG_ALIGNTO - 1
+_DONE, _NOOP = netlink.NLMSG_DONE, netlink.NLMSG_NOOP
+_ERROR, _OVERRUN = netlink.NLMSG_ERROR, netlink.NLMSG_OVERRUN
+_PROC_IDX, _PROC_VAL = connector.CN_IDX_PROC, connector.CN_VAL_PROC
+_ALL, _EXIT, _NONZERO_EXIT = layout.ALL_EVENTS, layout.EXIT_BIT, layout.NONZERO_EXIT_BIT
+_MAX_ERRNO = 4095  # the kernel's errno values are 1..4095
+_MAX_PLANNED = 64 * 1024  # sizes above the connector's maximum are never compiled
+_new: Any = tuple.__new__  # builds an event from a tuple without a Python-level __new__
+
+
+def decode_name(raw: bytes) -> str:
+    """A kernel name (``char[16]``, NUL-padded) as text; undecodable bytes as ``\\xNN``."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """How to build one event type's object from a message of one size."""
+
+    cls: type[ProcEvent]
+    unpack: Callable[[Any, int], tuple[Any, ...]]  # the whole message, read exactly
+    pad: tuple[None, ...]  # the fields the kernel did not send
+    texts: tuple[int, ...]  # positions of char arrays, to decode
+    words: tuple[int, int, int] | None  # (end, first, second) when read right by _Plan.words
+
+
+def _kind(cls: type[ProcEvent], sent: int) -> _Kind:
+    """``sent``: bytes of event_data the kernel sent."""
+    fitting = [f for f in cls.SPEC.fields if f.end <= sent]
+    parts, position = [], 0
+    for item in fitting:
+        parts.append("x" * (item.offset - position) + item.code)
+        position = item.end
+    fmt = layout.HEAD_FORMAT + "".join(parts) + "x" * (sent - position)
+    texts = tuple(_FIELDS + i for i, f in enumerate(fitting) if f.is_text)
+    # Read as signed 32-bit words by the size's generic format when every field is one, in
+    # order from offset 0, and at most two are unsigned (checked not to come out negative).
+    words: tuple[int, int, int] | None = None
+    codes = [f.code for f in fitting]
+    unsigned = [_FIELDS + i for i, code in enumerate(codes) if code == "I"]
+    in_words = all(f.offset == 4 * i for i, f in enumerate(fitting))
+    if set(codes) <= {"i", "I"} and len(unsigned) <= 2 and in_words:
+        first, second = [*unsigned, _WHAT, _WHAT][:2]  # what is unsigned: a harmless filler
+        words = (_FIELDS + len(fitting), first, second)
+    pad = (None,) * (len(cls.SPEC.fields) - len(fitting))
+    return _Kind(cls, struct.Struct(fmt).unpack_from, pad, texts, words)
+
+
+class _Plan:
+    """Everything compiled for messages of one ``nlmsg_len`` (= head + ``cn_msg.len``)."""
+
+    def __init__(self, length: int) -> None:
+        sent = length - _DATA_OFFSET
+        self.length = length
+        self.cn_len = length - _EVENT_OFFSET
+        self.aligned = (length + _ALIGN) & ~_ALIGN
+        words = struct.Struct(layout.HEAD_FORMAT + "i" * (sent // 4) + "x" * (sent % 4))
+        self.words = words.unpack_from
+        # Runs of back-to-back messages, when no alignment padding separates them.
+        self.iter_words = words.iter_unpack if self.aligned == length else _no_runs
+        self.kinds = {what: _kind(cls, sent) for what, cls in EVENT_CLASSES.items()}
+
+
+def _no_runs(data: Any) -> tuple[()]:
+    return ()
+
+
+class _Plans(dict[int, "_Plan | None"]):
+    def __missing__(self, length: int) -> _Plan | None:
+        plan = _Plan(length) if _DATA_OFFSET <= length <= _MAX_PLANNED else None
+        if len(self) < 64:  # a hostile stream of odd sizes cannot grow it without bound
+            self[length] = plan
+        return plan
+
+
+_PLANS = _Plans()
+
+
+@dataclass
+class Counters:
+    """What a connector counts, in one place (:class:`~pyprocconn.Stats` is read from it)."""
+
+    received: int = 0  # events delivered (acks of other listeners included)
+    lost: int = 0  # events the kernel dropped, from per-CPU sequence gaps
+    overruns: int = 0  # times the kernel reported a full receive buffer
+    malformed: int = 0  # messages skipped as malformed (and datagrams cut short)
+    foreign: int = 0  # datagrams dropped because the kernel did not send them
+    filtered: int = 0  # events dropped by user-space filtering
+
+
+@dataclass
+class Stream:
+    """The connector's decoding state: what it wants, where each CPU's sequence stands."""
+
+    mask: int = _ALL  # events outside it are dropped (user-space filtering)
+    track_sequence: bool = True  # per-CPU gaps count lost events (all-events only)
+    counters: Counters = field(default_factory=Counters)
+    # Called with (cn_msg.ack, err) for each ack; True when it answers the caller's request,
+    # which then is not delivered.
+    on_ack: Callable[[int, int], bool] | None = None
+    last_sequence: dict[int, int] = field(default_factory=dict)
+    markers: int = 0  # EventsLost items appended and not yet taken by the reader
+
+    def lose(self, out: Any, lost: int | None, cpu: int | None = None) -> None:
+        """Mark a loss in the stream: ``lost`` events (None: an unknown number)."""
+        out.append(EventsLost(lost, cpu))
+        self.markers += 1
+        if lost is None:
+            self.counters.overruns += 1
+        else:
+            self.counters.lost += lost
+
+
+def decode(
+    buffer: Any,
+    spans: Iterable[tuple[int, int]],
+    out: Any,
+    stream: Stream | None = None,
+    strict: bool = True,
+) -> None:
+    """Append the events of the messages in ``buffer[start:end]`` for each (start, end) of
+    ``spans`` (one per datagram) to ``out``.
+
+    Without a stream (pure parsing) every event is appended and ``NLMSG_OVERRUN`` raises
+    :class:`OverrunError`. With one, the connector's bookkeeping applies: sequence gaps append
+    :class:`EventsLost` before the event that revealed them, acks go to ``stream.on_ack``,
+    unwanted events are filtered, all counted. ``strict`` raises
+    :class:`MalformedMessageError` at the first bad message; otherwise it is counted and skipped.
+    """
+    first_event = len(out)
+    plans, peek, append, new = _PLANS, _U32.unpack_from, out.append, _new
+    for start, end in spans:
+        offset = start
+        while offset < end:
+            remaining = end - offset
+            plan = plans[peek(buffer, offset)[0]] if remaining >= _DATA_OFFSET else None
+            values: Any = None
+            if plan is not None and stream is None and remaining >= 2 * plan.aligned:
+                # Pure parsing of a recording: read a run of same-size messages in one go.
+                length, count, kinds = plan.aligned, remaining // plan.aligned, plan.kinds
+                taken = 0
+                for values in plan.iter_words(memoryview(buffer)[offset : offset + count * length]):
+                    kind = kinds.get(values[_WHAT])
+                    if (
+                        kind is None
+                        or (words := kind.words) is None
+                        or values[_TYPE] != _DONE
+                        or values[_IDX] != _PROC_IDX
+                        or values[_VAL] != _PROC_VAL
+                        or values[_CN_LEN] != plan.cn_len
+                        or values[words[1]] < 0
+                        or values[words[2]] < 0
+                    ):
+                        break
+                    append(new(kind.cls, values[_WHAT : words[0]] + kind.pad))
+                    taken += 1
+                values = None
+                if taken:
+                    offset += taken * length
+                    continue
+            if plan is not None and plan.length <= remaining:
+                values = plan.words(buffer, offset)
+                kind = plan.kinds.get(values[_WHAT])
+                if (
+                    kind is None
+                    or values[_TYPE] != _DONE
+                    or values[_IDX] != _PROC_IDX
+                    or values[_VAL] != _PROC_VAL
+                    or values[_CN_LEN] != plan.cn_len
+                ):
+                    values = None
+                elif (
+                    (words := kind.words) is not None
+                    and values[words[1]] >= 0
+                    and values[words[2]] >= 0
+                ):
+                    event = new(kind.cls, values[_WHAT : words[0]] + kind.pad)
+                else:  # another layout, or an unsigned field the words read as negative
+                    values = kind.unpack(buffer, offset)
+                    event = _build(kind, values)
+                step = plan.aligned
+            if values is None:  # anything else: one message, every check spelled out
+                step, values, event = _decode_other(
+                    buffer, offset, end, out, stream, strict, first_event
+                )
+                if values is None:
+                    if step <= 0:
+                        break
+                    offset += step
+                    continue
+            offset += step
+            if stream is None:
+                append(event)
+                continue
+            # The connector's bookkeeping, the one copy.
+            what = values[_WHAT]
+            if stream.track_sequence:
+                cpu, seq = values[_CPU], values[_SEQ]
+                last = stream.last_sequence.get(cpu)
+                stream.last_sequence[cpu] = seq
+                if last is not None and seq != (last + 1) & 0xFFFFFFFF:
+                    gap = (seq - last - 1) & 0xFFFFFFFF
+                    if gap < 0x80000000:  # a larger "gap" is reordering, not loss
+                        stream.lose(out, gap, cpu)
+            if what == 0 and stream.on_ack is not None and stream.on_ack(values[_ACK], event.err):
+                continue
+            mask = stream.mask
+            if mask != _ALL and not (
+                what & mask or (what == _EXIT and mask & _NONZERO_EXIT and _exit_code(event))
+            ):
+                stream.counters.filtered += 1
+                continue
+            stream.counters.received += 1
+            append(event)
+
+
+def _exit_code(event: Any) -> int:
+    return int(getattr(event, "exit_code", 0) or 0)
+
+
+def _build(kind: _Kind, values: tuple[Any, ...]) -> ProcEvent:
+    fields = values[_WHAT:] + kind.pad
+    if kind.texts:
+        fields = tuple(
+            decode_name(value) if _WHAT + i in kind.texts else value
+            for i, value in enumerate(fields)
+        )
+    event: ProcEvent = _new(kind.cls, fields)
+    return event
+
+
+def _decode_other(
+    buffer: Any,
+    offset: int,
+    end: int,
+    out: Any,
+    stream: Stream | None,
+    strict: bool,
+    first_event: int,
+) -> tuple[int, Any, Any]:
+    """One message that is not the usual: (bytes to step, its values or None, its event).
+
+    A step of 0 means the rest of the buffer is unreadable.
+    """
+
+    def reject(message: str) -> None:
+        if strict:
+            events = [e for e in out[first_event:] if isinstance(e, ProcEvent)]
+            raise MalformedMessageError(f"{message} (at byte {offset})", offset, events)
+        if stream is not None:
+            stream.counters.malformed += 1
+
+    remaining = end - offset
+    if remaining < _NLMSGHDR.size:
+        reject(f"truncated netlink header: {remaining} bytes")
+        return 0, None, None
+    length, kind = _NLMSGHDR.unpack_from(buffer, offset)[:2]
+    if length < _NLMSGHDR.size or length > remaining:
+        reject(f"nlmsg_len {length} outside [{_NLMSGHDR.size}, {remaining}]")
+        return 0, None, None
+    step = (length + _ALIGN) & ~_ALIGN
+    if kind == _DONE:
+        values, event, problem = _connector_message(buffer, offset, length)
+        if problem:
+            reject(problem)
+        return step, values, event
+    if kind == _ERROR:
+        if length < _NLMSGHDR.size + _NLMSGERR_ERROR.size:
+            reject("truncated NLMSG_ERROR")
+        else:
+            (error,) = _NLMSGERR_ERROR.unpack_from(buffer, offset + _NLMSGHDR.size)
+            if -_MAX_ERRNO <= error < 0:
+                raise OSError(-error, f"{os.strerror(-error)} (netlink error from the kernel)")
+            if error:  # the kernel sends 0 (an ack) or a negative errno, nothing else
+                reject(f"NLMSG_ERROR with error {error}")
+    elif kind == _OVERRUN:
+        if stream is None or strict:
+            events = [e for e in out[first_event:] if isinstance(e, ProcEvent)]
+            raise OverrunError(None, events=events)
+        stream.lose(out, None)
+    elif kind != _NOOP:
+        reject(f"unexpected netlink message type {kind}")
+    return step, None, None
+
+
+def _connector_message(buffer: Any, offset: int, length: int) -> tuple[Any, Any, str]:
+    """A connector message with any valid sizes: (values, event, "") or (None, None, why)."""
+    if length < _DATA_OFFSET:
+        return None, None, f"connector message of {length} bytes is too short"
+    head = HEAD.unpack_from(buffer, offset)
+    if (head[_IDX], head[_VAL]) != (_PROC_IDX, _PROC_VAL):
+        return None, None, f"foreign connector id {head[_IDX]}.{head[_VAL]}"
+    cn_len = head[_CN_LEN]
+    if cn_len < _HEAD_BYTES or _EVENT_OFFSET + cn_len > length:
+        return None, None, f"cn_msg.len {cn_len} does not fit nlmsg_len {length}"
+    cls = EVENT_CLASSES.get(head[_WHAT])
+    if cls is None:
+        data = bytes(buffer[offset + _DATA_OFFSET : offset + _EVENT_OFFSET + cn_len])
+        return head, _new(UnknownEvent, (head[_WHAT], head[_CPU], head[_TIMESTAMP], data)), ""
+    kind = _kind(cls, cn_len - _HEAD_BYTES)
+    values = kind.unpack(buffer, offset)
+    return values, _build(kind, values), ""
