@@ -50,9 +50,9 @@ MUTATIONS = [
     Mutation(
         "batch decoder ignores senders",
         "only the kernel speaks",
-        "pyprocconn/parse.py",
-        "if flags & _MSG_TRUNC or (senders is not None and senders[start // slot_size]):",
-        "if flags & _MSG_TRUNC:",
+        "pyprocconn/connector.py",
+        "if senders is not None and senders[index]:",
+        "if False:",
         (FORGED,),
     ),
     Mutation(
@@ -74,19 +74,17 @@ MUTATIONS = [
     Mutation(
         "batch decoder reads the whole slot",
         "nothing is read past the bytes received",
-        "pyprocconn/parse.py",
-        "        start += slot_size\n",
-        "        start += slot_size\n        nbytes = slot_size\n",
+        "pyprocconn/connector.py",
+        "spans.append((start, start + nbytes))",
+        "spans.append((start, start + slot_size))",
         (FORGED,),
     ),
     Mutation(
         "loss gap off by one",
         "loss is never silent",
-        "pyprocconn/parse.py",
-        "            if last is not None and seq != (last + 1) & 0xFFFFFFFF:\n"
-        "                gap = (seq - last - 1) & 0xFFFFFFFF",
-        "            if last is not None and seq != (last + 1) & 0xFFFFFFFF:\n"
-        "                gap = (seq - last - 2) & 0xFFFFFFFF",
+        "pyprocconn/decode.py",
+        "gap = (seq - last - 1) & 0xFFFFFFFF",
+        "gap = (seq - last - 2) & 0xFFFFFFFF",
         (
             LOSS,
             "tests/test_connector_live.py::"
@@ -97,8 +95,8 @@ MUTATIONS = [
         "LISTEN sent instead of IGNORE on close",
         "resources: every LISTEN is matched by an IGNORE",
         "pyprocconn/connector.py",
-        "_control_message(cn_proc.PROC_CN_MCAST_IGNORE, None, self._token())",
-        "_control_message(cn_proc.PROC_CN_MCAST_LISTEN, None, self._token())",
+        "subscription_request(cn_proc.PROC_CN_MCAST_IGNORE, None, self._token())",
+        "subscription_request(cn_proc.PROC_CN_MCAST_LISTEN, None, self._token())",
         (CLOSING,),
     ),
     Mutation(
@@ -185,20 +183,25 @@ MUTATIONS = [
     Mutation(
         "nlmsg_len not checked against the bytes left",
         "bad bytes never crash the receiver",
-        "pyprocconn/parse.py",
-        "    length, kind = _NLMSGHDR.unpack_from(buffer, offset)[:2]\n"
-        "    if length < SIZE_NLMSGHDR or length > remaining:",
-        "    length, kind = _NLMSGHDR.unpack_from(buffer, offset)[:2]\n"
-        "    if length < SIZE_NLMSGHDR:",
+        "pyprocconn/decode.py",
+        "    if length < _NLMSGHDR.size or length > remaining:",
+        "    if length < _NLMSGHDR.size:",
+        (PARSE, FUZZ),
+    ),
+    Mutation(
+        "fields past the bytes sent are read anyway",
+        "decode by the kernel's compatibility rule",
+        "pyprocconn/decode.py",
+        "fitting = [f for f in cls.SPEC.fields if f.end <= sent]",
+        "fitting = list(cls.SPEC.fields)",
         (PARSE, FUZZ),
     ),
     Mutation(
         "ENOBUFS swallowed by the batch receive",
         "loss is never silent",
         "pyprocconn/connector.py",
-        "                    self._overruns += 1\n"
-        "                    pending.append(EventsLost(None))",
-        "                    self._overruns += 1",
+        "                    stream.lose(pending, None)",
+        "                    pass",
         (LOSS,),
     ),
     Mutation(
