@@ -113,38 +113,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 def subject_pid(event: pc.ProcEvent) -> int | None:
     """The process an event is about (the child of a fork)."""
-    if isinstance(event, pc.ForkEvent):
-        return int(event.child_pid)
-    pid = getattr(event, "process_pid", None)
+    pid = getattr(event, "child_pid" if event.NAME == "fork" else "process_pid", None)
     return pid if isinstance(pid, int) else None
+
+
+def _thread_of(pid: int, tgid: int) -> str:
+    return f" thread of {tgid}" if pid != tgid else ""
+
+
+# The human column after the pid, by event name; other events (new ones from newer headers
+# too) show their fields as name=value.
+_DETAILS: dict[str, Callable[[Any], str]] = {
+    "fork": lambda e: f"parent {e.parent_pid}" + _thread_of(e.child_pid, e.child_tgid),
+    "exit": lambda e: e.describe_status() + _thread_of(e.process_pid, e.process_tgid),
+    "uid": lambda e: f"ruid {e.ruid} euid {e.euid}",
+    "gid": lambda e: f"rgid {e.rgid} egid {e.egid}",
+    "ptrace": lambda e: "detached" if e.tracer_pid == 0 else f"tracer {e.tracer_pid}",
+    "comm": lambda e: f"comm {e.comm}",
+    "coredump": lambda e: f"parent {e.parent_pid}",
+    "ack": lambda e: f"err {e.err}",
+    "unknown": lambda e: f"what {e.what:#x} data {e.data.hex()}",
+    "exec": lambda e: "",
+    "sid": lambda e: "",
+}
 
 
 def details(event: pc.ProcEvent) -> str:
     """The human column after the pid."""
-    match event:
-        case pc.ForkEvent(parent_pid=parent, child_pid=child, child_tgid=tgid):
-            return f"parent {parent}" + (f" thread of {tgid}" if child != tgid else "")
-        case pc.ExitEvent():
-            thread = event.process_pid != event.process_tgid
-            status: str = event.describe_status()
-            return status + (f" thread of {event.process_tgid}" if thread else "")
-        case pc.UidEvent(ruid=ruid, euid=euid):
-            return f"ruid {ruid} euid {euid}"
-        case pc.GidEvent(rgid=rgid, egid=egid):
-            return f"rgid {rgid} egid {egid}"
-        case pc.PtraceEvent(tracer_pid=0):
-            return "detached"
-        case pc.PtraceEvent(tracer_pid=tracer):
-            return f"tracer {tracer}"
-        case pc.CommEvent(comm=comm):
-            return f"comm {comm}"
-        case pc.CoredumpEvent(parent_pid=parent):
-            return f"parent {parent}"
-        case pc.AckEvent(err=err):
-            return f"err {err}"
-        case pc.UnknownEvent(what=what, data=data):
-            return f"what {what:#x} data {data.hex()}"
-    return ""
+    formatter = _DETAILS.get(event.NAME)
+    if formatter is None:
+        fields = event.to_dict()
+        for name in ("what", "cpu", "timestamp_ns", "process_pid"):
+            fields.pop(name, None)
+        return " ".join(f"{key} {value}" for key, value in fields.items())
+    return formatter(event)
 
 
 class ProcInfo:

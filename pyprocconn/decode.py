@@ -81,7 +81,11 @@ def _kind(cls: type[ProcEvent], sent: int) -> _Kind:
         first, second = [*unsigned, _WHAT, _WHAT][:2]  # what is unsigned: a harmless filler
         words = (_FIELDS + len(fitting), first, second)
     pad = (None,) * (len(cls.SPEC.fields) - len(fitting))
-    return _Kind(cls, struct.Struct(fmt).unpack_from, pad, texts, words)
+    whole = struct.Struct(fmt)
+    arity = len(whole.unpack(bytes(whole.size))[_WHAT:]) + len(pad)
+    if arity != len(cls._fields):  # type: ignore[attr-defined]
+        raise TypeError(f"{cls.__name__}: the layout gives {arity} values for its fields")
+    return _Kind(cls, whole.unpack_from, pad, texts, words)
 
 
 class _Plan:
