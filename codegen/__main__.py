@@ -7,8 +7,10 @@ import difflib
 import sys
 from pathlib import Path
 
-from codegen.cparse import GeneratorError, parse_header
+from codegen.cparse import GeneratorError, parse_headers
+from codegen.model import HeaderModule
 from codegen.render import render
+from codegen.verify import COMPILER, CompilerUnavailableError, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HEADERS = ROOT / "headers"
@@ -16,19 +18,26 @@ DEFAULT_OUTPUT = ROOT / "pyprocconn" / "kernel"
 HEADERS = ("cn_proc.h", "connector.h", "netlink.h")
 
 
-def generate(headers: Path, command: str) -> dict[str, str]:
-    """File name -> generated text, for the three headers found in ``headers``."""
+def build(headers: Path, command: str) -> tuple[list[Path], list[HeaderModule], dict[str, str]]:
+    """(header paths, models, file name -> generated text) for the headers found in ``headers``."""
     missing = [name for name in HEADERS if not (headers / name).is_file()]
     if missing:
         raise GeneratorError(f"{headers}: missing {', '.join(missing)}")
-    return render([parse_header(headers / name) for name in HEADERS], command)
+    paths = [headers / name for name in HEADERS]
+    models = parse_headers(paths)
+    return paths, models, render(models, command)
+
+
+def generate(headers: Path, command: str) -> dict[str, str]:
+    """File name -> generated text, for the three headers found in ``headers``."""
+    return build(headers, command)[2]
 
 
 # Written into every banner; the same whatever folders were given, so output is reproducible.
 COMMAND = "python -m codegen  (--headers DIR --output DIR for other headers)"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m codegen", description=__doc__)
     parser.add_argument(
         "--headers",
@@ -48,42 +57,77 @@ def main(argv: list[str] | None = None) -> int:
         help="write nothing; exit 1 if the output folder is not what the "
         "headers and templates give",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="do not check the generated layout against the C compiler (gcc)",
+    )
+    return parser.parse_args(argv)
+
+
+def _verify(paths: list[Path], models: list[HeaderModule], files: dict[str, str]) -> None:
+    """Compare the text just generated with gcc; a note on stderr where no compiler runs."""
     try:
-        files = generate(args.headers, COMMAND)
-    except GeneratorError as error:
-        print(f"codegen: error: {error}", file=sys.stderr)
-        return 1
+        verified = verify(paths, models, files)
+    except CompilerUnavailableError as why:
+        print(
+            f"codegen: layout NOT verified: {why} (--no-verify skips this on purpose)",
+            file=sys.stderr,
+        )
+        return
+    print(
+        f"codegen: layout verified against {COMPILER}: {verified.facts} facts "
+        f"(kernel types from {verified.kernel_types})"
+    )
+
+
+def _stale(target: Path, current: str | None, text: str) -> None:
+    diff = difflib.unified_diff(
+        (current or "").splitlines(keepends=True),
+        text.splitlines(keepends=True),
+        f"{target} (checked in)",
+        f"{target} (generated)",
+        n=1,
+    )
+    sys.stderr.writelines(list(diff)[:40])
+
+
+def _write_or_check(files: dict[str, str], output: Path, check: bool) -> int:
     stale = []
     for name, text in files.items():
-        target = args.output / name
+        target = output / name
         current = target.read_text() if target.is_file() else None
         if current == text:
             continue
-        if args.check:
+        if check:
             stale.append(name)
-            diff = difflib.unified_diff(
-                (current or "").splitlines(keepends=True),
-                text.splitlines(keepends=True),
-                f"{target} (checked in)",
-                f"{target} (generated)",
-                n=1,
-            )
-            sys.stderr.writelines(list(diff)[:40])
+            _stale(target, current, text)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
             print(f"codegen: wrote {target}")
     if stale:
         print(
-            f"codegen: stale: {', '.join(stale)} in {args.output}: headers or templates changed;"
+            f"codegen: stale: {', '.join(stale)} in {output}: headers or templates changed;"
             " regenerate with python -m codegen (and the same --headers/--output)",
             file=sys.stderr,
         )
         return 1
-    if args.check:
-        print(f"codegen: {args.output} is up to date")
+    if check:
+        print(f"codegen: {output} is up to date")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    try:
+        paths, models, files = build(args.headers, COMMAND)
+        if not args.no_verify:
+            _verify(paths, models, files)  # before writing: nothing unverified is written
+    except GeneratorError as error:
+        print(f"codegen: error: {error}", file=sys.stderr)
+        return 1
+    return _write_or_check(files, args.output, args.check)
 
 
 if __name__ == "__main__":

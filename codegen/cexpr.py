@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from pycparser import c_ast
 
+from codegen.inttypes import INTEGER_TYPES
+
 
 class NotConstantError(Exception):
     """The expression is not an integer constant expression this evaluator understands."""
@@ -34,30 +36,6 @@ INT = (32, True)
 UINT = (32, False)
 LONG = (64, True)
 ULONG = (64, False)
-
-# C type spellings usable in casts and sizeof, with (bits, signed).
-INTEGER_TYPES: dict[str, tuple[int, bool]] = {
-    "char": (8, True),
-    "signed char": (8, True),
-    "unsigned char": (8, False),
-    "short": (16, True),
-    "short int": (16, True),
-    "unsigned short": (16, False),
-    "unsigned short int": (16, False),
-    "int": INT,
-    "signed": INT,
-    "signed int": INT,
-    "unsigned": UINT,
-    "unsigned int": UINT,
-    "long": LONG,
-    "long int": LONG,
-    "unsigned long": ULONG,
-    "unsigned long int": ULONG,
-    "long long": LONG,
-    "long long int": LONG,
-    "unsigned long long": ULONG,
-    "unsigned long long int": ULONG,
-}
 
 
 def _literal(text: str) -> CInt:
@@ -109,11 +87,9 @@ class Evaluator:
         self,
         names: Mapping[str, CInt],
         sizeof_record: Callable[[str, str], tuple[int, int]],
-        typedefs: Mapping[str, tuple[int, bool]],
     ) -> None:
         self._names = names
         self._sizeof_record = sizeof_record  # (kind, tag) -> (size, align)
-        self._typedefs = typedefs
 
     def evaluate(self, node: c_ast.Node) -> CInt:
         method = getattr(self, f"_{type(node).__name__}", None)
@@ -142,7 +118,7 @@ class Evaluator:
     def _ID(self, node: c_ast.ID) -> CInt:
         if node.name in self._names:
             return self._names[node.name]
-        raise NotConstantError(f"unknown name {node.name}")
+        raise NotConstantError(f"unknown name {node.name}: no given header defines it")
 
     def _type_of(self, node: c_ast.Node) -> tuple[int, bool]:
         if isinstance(node, c_ast.Typename):
@@ -152,9 +128,9 @@ class Evaluator:
             if isinstance(inner, c_ast.IdentifierType):
                 spelled = " ".join(inner.names)
                 if spelled in INTEGER_TYPES:
-                    return INTEGER_TYPES[spelled]
-                if spelled in self._typedefs:
-                    return self._typedefs[spelled]
+                    known = INTEGER_TYPES[spelled]
+                    return known.bits, known.signed
+                raise NotConstantError(f"cast or sizeof of the unknown type {spelled}")
         raise NotConstantError("cast or sizeof of a type other than an integer type")
 
     def _Cast(self, node: c_ast.Cast) -> CInt:

@@ -114,3 +114,22 @@ class CommentIndex:
             parts.append(comment.text)
             below = comment.last_line + 1
         return " ".join(parts) or None
+
+
+_KERNEL_DOC_MEMBER = re.compile(r"^@(\w+):\s*(.*)$")
+
+
+def kernel_doc_members(comment: str | None) -> dict[str, str]:
+    """``@name: text`` entries of a kernel-doc comment, continuation lines joined."""
+    found: dict[str, str] = {}
+    current = None
+    for line in (comment or "").splitlines():
+        entry = _KERNEL_DOC_MEMBER.match(line.strip())
+        if entry:
+            current = entry.group(1)
+            found[current] = entry.group(2).strip()
+        elif current and line.strip():
+            found[current] = f"{found[current]} {line.strip()}".strip()
+        else:
+            current = None
+    return found

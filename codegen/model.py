@@ -19,6 +19,7 @@ class RecordRef:
     """A field whose type is a struct or union of the same module."""
 
     name: str  # the Python class name
+    c_spelling: str  # "struct fork_proc_event", or "anonymous union"
 
 
 @dataclass(frozen=True)

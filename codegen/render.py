@@ -18,6 +18,7 @@ from codegen.model import (
     Record,
     RecordRef,
     Scalar,
+    Skipped,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -42,12 +43,13 @@ def annotation(ctype: CType) -> str:
     return f"ctypes.Array[{ctype_expression(ctype.element)}]"
 
 
-def c_spelling(ctype: CType) -> str:
+def c_spelling(ctype: CType, records: bool = False) -> str:
+    """The C type as written; for a struct or union only when ``records`` (the class says it)."""
     if isinstance(ctype, Scalar):
         return ctype.c_spelling
     if isinstance(ctype, RecordRef):
-        return ""
-    inner = c_spelling(ctype.element)
+        return ctype.c_spelling if records else ""
+    inner = c_spelling(ctype.element, records)
     return f"{inner}[{ctype.length or ''}]" if inner else ""
 
 
@@ -89,12 +91,58 @@ def with_comment(code: str, text: str | None, indent: int) -> str:
     return comment_block(text, indent) + f"{pad}{code}\n"
 
 
-def field_comment(field: Field) -> str | None:
-    spelled = c_spelling(field.ctype)
+def field_comment(field: Field, records: bool = False) -> str | None:
+    """C type, attribute and the header's comment: the ``#`` comment of a field."""
+    spelled = c_spelling(field.ctype, records)
     parts = [p for p in (spelled, field.comment) if p]
     if field.align is not None:
         parts.insert(1 if spelled else 0, f"__attribute__((aligned({field.align})))")
     return "; ".join(" ".join(p.split()) for p in parts) or None
+
+
+def py_string(text: str) -> str:
+    """A one-line Python string literal, quoted the way ruff format quotes it."""
+    quote = "'" if text.count('"') > text.count("'") else '"'
+    escaped = text.replace("\\", "\\\\").replace(quote, "\\" + quote)
+    return quote + escaped.replace("\n", "\\n").replace("\t", "\\t") + quote
+
+
+def field_docs(record: Record) -> list[tuple[str, str]]:
+    """(field name, string literal) for ``_docs_``: each field's C type and comment."""
+    return [(f.name, py_string(field_comment(f, records=True) or "")) for f in record.fields]
+
+
+def _docstring_lines(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for raw in text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').splitlines():
+        line = raw.replace("\t", " ").rstrip()
+        lead = len(line) - len(line.lstrip())
+        wrapped = textwrap.wrap(line, width=width, subsequent_indent=" " * lead) or [""]
+        lines += [" " * lead + wrapped[0].lstrip(), *wrapped[1:]]
+    return lines
+
+
+def docstring(record: Record) -> str:
+    """The class docstring, indented, quotes included: C name, then the header's comment."""
+    if record.anonymous:
+        _, _, kind, path = record.c_name.split()
+        first = f"The anonymous {kind} ``{path}``."
+        text = "Named after its path: the enclosing class's name and the member's, joined by ``_``."
+    else:
+        first, text = f"``{record.c_name}``.", record.comment or ""
+    if not text:
+        return f'    """{first}"""\n'
+    body = "".join(
+        f"    {line}".rstrip() + "\n" for line in _docstring_lines(text, LINE_LENGTH - 4)
+    )
+    return f'    """{first}\n\n{body}    """\n'
+
+
+def skipped_line(skipped: Skipped) -> str:
+    """One untranslated macro as ``#`` lines: name, line, reason; continuation indented."""
+    text = f"{skipped.name} (line {skipped.line}): {skipped.reason}"
+    wrapped = textwrap.wrap(text, width=LINE_LENGTH - 4, subsequent_indent="    ")
+    return "".join(f"#   {part}\n" for part in wrapped)
 
 
 def value_literal(constant: Constant) -> str:
@@ -114,18 +162,6 @@ def constant_line(constant: Constant) -> str:
     return comment_block(constant.leading) + with_comment(code, "; ".join(parts) or None, 0)
 
 
-def docstring(record: Record) -> str:
-    """The class docstring, indented, quotes included."""
-    if not record.anonymous:
-        return f'    """``{record.c_name}``."""\n'
-    _, _, kind, path = record.c_name.split()
-    return (
-        f'    """The anonymous {kind} ``{path}``.\n\n'
-        "    Named after its path: the enclosing class's name and the member's, joined by ``_``.\n"
-        '    """\n'
-    )
-
-
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -143,6 +179,8 @@ def _environment() -> jinja2.Environment:
         constant_line=constant_line,
         with_comment=with_comment,
         docstring=docstring,
+        field_docs=field_docs,
+        skipped_line=skipped_line,
     )
     env.tests["enum_block"] = lambda entry: isinstance(entry, EnumBlock)
     env.tests["flexible"] = lambda ctype: isinstance(ctype, Array) and ctype.length == 0

@@ -4,7 +4,7 @@
 """ctypes layouts and constants of ``<linux/cn_proc.h>``, with the C names."""
 
 import ctypes
-from typing import Final
+from typing import ClassVar, Final
 
 # enum proc_cn_mcast_op
 # Userspace sends this enum to register with the kernel that it is listening
@@ -40,6 +40,25 @@ PROC_EVENT_COREDUMP: Final = 0x40000000
 PROC_EVENT_EXIT: Final = 0x80000000
 
 
+def _record_repr(self: ctypes.Structure | ctypes.Union) -> str:
+    """``name(field=value, ...)``: records nested, char arrays as bytes, other arrays as lists.
+
+    A flexible array member (``data[]``) is left out: its bytes follow the record, outside it.
+    """
+    shown = [
+        f"{name}={_value_repr(getattr(self, name))}"
+        for name, ctype, *_ in self._fields_
+        if ctypes.sizeof(ctype) > 0
+    ]
+    return f"{type(self).__name__}({', '.join(shown)})"
+
+
+def _value_repr(value: object) -> str:
+    if isinstance(value, ctypes.Array):
+        return f"[{', '.join(_value_repr(item) for item in value)}]"
+    return repr(value)
+
+
 class proc_input(ctypes.Structure):
     """``struct proc_input``."""
 
@@ -49,6 +68,11 @@ class proc_input(ctypes.Structure):
         ("mcast_op", ctypes.c_uint32),
         ("event_type", ctypes.c_uint32),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "mcast_op": "enum proc_cn_mcast_op",
+        "event_type": "enum proc_cn_event",
+    }
+    __repr__ = _record_repr
 
 
 class proc_event_event_data_ack(ctypes.Structure):
@@ -59,6 +83,10 @@ class proc_event_event_data_ack(ctypes.Structure):
 
     err: int  # __u32
     _fields_ = (("err", ctypes.c_uint32),)
+    _docs_: ClassVar[dict[str, str]] = {
+        "err": "__u32",
+    }
+    __repr__ = _record_repr
 
 
 class fork_proc_event(ctypes.Structure):
@@ -74,6 +102,13 @@ class fork_proc_event(ctypes.Structure):
         ("child_pid", ctypes.c_int),
         ("child_tgid", ctypes.c_int),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "parent_pid": "__kernel_pid_t",
+        "parent_tgid": "__kernel_pid_t",
+        "child_pid": "__kernel_pid_t",
+        "child_tgid": "__kernel_pid_t",
+    }
+    __repr__ = _record_repr
 
 
 class exec_proc_event(ctypes.Structure):
@@ -85,6 +120,11 @@ class exec_proc_event(ctypes.Structure):
         ("process_pid", ctypes.c_int),
         ("process_tgid", ctypes.c_int),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "process_pid": "__kernel_pid_t",
+        "process_tgid": "__kernel_pid_t",
+    }
+    __repr__ = _record_repr
 
 
 class id_proc_event_r(ctypes.Union):
@@ -99,6 +139,11 @@ class id_proc_event_r(ctypes.Union):
         ("ruid", ctypes.c_uint32),
         ("rgid", ctypes.c_uint32),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "ruid": "__u32; task uid",
+        "rgid": "__u32; task gid",
+    }
+    __repr__ = _record_repr
 
 
 class id_proc_event_e(ctypes.Union):
@@ -113,6 +158,11 @@ class id_proc_event_e(ctypes.Union):
         ("euid", ctypes.c_uint32),
         ("egid", ctypes.c_uint32),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "euid": "__u32",
+        "egid": "__u32",
+    }
+    __repr__ = _record_repr
 
 
 class id_proc_event(ctypes.Structure):
@@ -128,6 +178,13 @@ class id_proc_event(ctypes.Structure):
         ("r", id_proc_event_r),
         ("e", id_proc_event_e),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "process_pid": "__kernel_pid_t",
+        "process_tgid": "__kernel_pid_t",
+        "r": "anonymous union",
+        "e": "anonymous union",
+    }
+    __repr__ = _record_repr
 
 
 class sid_proc_event(ctypes.Structure):
@@ -139,6 +196,11 @@ class sid_proc_event(ctypes.Structure):
         ("process_pid", ctypes.c_int),
         ("process_tgid", ctypes.c_int),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "process_pid": "__kernel_pid_t",
+        "process_tgid": "__kernel_pid_t",
+    }
+    __repr__ = _record_repr
 
 
 class ptrace_proc_event(ctypes.Structure):
@@ -154,6 +216,13 @@ class ptrace_proc_event(ctypes.Structure):
         ("tracer_pid", ctypes.c_int),
         ("tracer_tgid", ctypes.c_int),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "process_pid": "__kernel_pid_t",
+        "process_tgid": "__kernel_pid_t",
+        "tracer_pid": "__kernel_pid_t",
+        "tracer_tgid": "__kernel_pid_t",
+    }
+    __repr__ = _record_repr
 
 
 class comm_proc_event(ctypes.Structure):
@@ -167,6 +236,12 @@ class comm_proc_event(ctypes.Structure):
         ("process_tgid", ctypes.c_int),
         ("comm", ctypes.c_char * 16),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "process_pid": "__kernel_pid_t",
+        "process_tgid": "__kernel_pid_t",
+        "comm": "char[16]",
+    }
+    __repr__ = _record_repr
 
 
 class coredump_proc_event(ctypes.Structure):
@@ -182,6 +257,13 @@ class coredump_proc_event(ctypes.Structure):
         ("parent_pid", ctypes.c_int),
         ("parent_tgid", ctypes.c_int),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "process_pid": "__kernel_pid_t",
+        "process_tgid": "__kernel_pid_t",
+        "parent_pid": "__kernel_pid_t",
+        "parent_tgid": "__kernel_pid_t",
+    }
+    __repr__ = _record_repr
 
 
 class exit_proc_event(ctypes.Structure):
@@ -201,6 +283,15 @@ class exit_proc_event(ctypes.Structure):
         ("parent_pid", ctypes.c_int),
         ("parent_tgid", ctypes.c_int),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "process_pid": "__kernel_pid_t",
+        "process_tgid": "__kernel_pid_t",
+        "exit_code": "__u32",
+        "exit_signal": "__u32",
+        "parent_pid": "__kernel_pid_t",
+        "parent_tgid": "__kernel_pid_t",
+    }
+    __repr__ = _record_repr
 
 
 class proc_event_event_data(ctypes.Union):
@@ -229,6 +320,18 @@ class proc_event_event_data(ctypes.Union):
         ("coredump", coredump_proc_event),
         ("exit", exit_proc_event),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "ack": "anonymous struct",
+        "fork": "struct fork_proc_event",
+        "exec": "struct exec_proc_event",
+        "id": "struct id_proc_event",
+        "sid": "struct sid_proc_event",
+        "ptrace": "struct ptrace_proc_event",
+        "comm": "struct comm_proc_event",
+        "coredump": "struct coredump_proc_event",
+        "exit": "struct exit_proc_event",
+    }
+    __repr__ = _record_repr
 
 
 class proc_event(ctypes.Structure):
@@ -245,6 +348,13 @@ class proc_event(ctypes.Structure):
         ("timestamp_ns", ctypes.c_uint64),
         ("event_data", proc_event_event_data),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "what": "enum proc_cn_event",
+        "cpu": "__u32",
+        "timestamp_ns": "__u64; __attribute__((aligned(8))); Number of nano seconds since system boot",
+        "event_data": "anonymous union; must be last field of proc_event struct",
+    }
+    __repr__ = _record_repr
 
 
 # Which member of proc_event.event_data each event type fills.

@@ -4,7 +4,7 @@
 """ctypes layouts and constants of ``<linux/connector.h>``, with the C names."""
 
 import ctypes
-from typing import Final
+from typing import ClassVar, Final
 
 # Process Events connector unique ids -- used for message routing
 CN_IDX_PROC: Final = 0x1
@@ -33,6 +33,25 @@ CN_NETLINK_USERS: Final = 11  # Highest index + 1
 CONNECTOR_MAX_MSG_SIZE: Final = 16384
 
 
+def _record_repr(self: ctypes.Structure | ctypes.Union) -> str:
+    """``name(field=value, ...)``: records nested, char arrays as bytes, other arrays as lists.
+
+    A flexible array member (``data[]``) is left out: its bytes follow the record, outside it.
+    """
+    shown = [
+        f"{name}={_value_repr(getattr(self, name))}"
+        for name, ctype, *_ in self._fields_
+        if ctypes.sizeof(ctype) > 0
+    ]
+    return f"{type(self).__name__}({', '.join(shown)})"
+
+
+def _value_repr(value: object) -> str:
+    if isinstance(value, ctypes.Array):
+        return f"[{', '.join(_value_repr(item) for item in value)}]"
+    return repr(value)
+
+
 class cb_id(ctypes.Structure):
     """``struct cb_id``."""
 
@@ -42,6 +61,11 @@ class cb_id(ctypes.Structure):
         ("idx", ctypes.c_uint32),
         ("val", ctypes.c_uint32),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "idx": "__u32",
+        "val": "__u32",
+    }
+    __repr__ = _record_repr
 
 
 class cn_msg(ctypes.Structure):
@@ -61,3 +85,12 @@ class cn_msg(ctypes.Structure):
         ("flags", ctypes.c_uint16),
         ("data", ctypes.c_uint8 * 0),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "id": "struct cb_id",
+        "seq": "__u32",
+        "ack": "__u32",
+        "len": "__u16; Length of the following data",
+        "flags": "__u16",
+        "data": "__u8[]",
+    }
+    __repr__ = _record_repr

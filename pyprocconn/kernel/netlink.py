@@ -4,7 +4,7 @@
 """ctypes layouts and constants of ``<linux/netlink.h>``, with the C names."""
 
 import ctypes
-from typing import Final
+from typing import ClassVar, Final
 
 NETLINK_ROUTE: Final = 0  # Routing/device hook
 NETLINK_UNUSED: Final = 1  # Unused number
@@ -237,6 +237,25 @@ __NL_POLICY_TYPE_ATTR_MAX: Final = 13
 NL_POLICY_TYPE_ATTR_MAX: Final = 12  # C: __NL_POLICY_TYPE_ATTR_MAX - 1
 
 
+def _record_repr(self: ctypes.Structure | ctypes.Union) -> str:
+    """``name(field=value, ...)``: records nested, char arrays as bytes, other arrays as lists.
+
+    A flexible array member (``data[]``) is left out: its bytes follow the record, outside it.
+    """
+    shown = [
+        f"{name}={_value_repr(getattr(self, name))}"
+        for name, ctype, *_ in self._fields_
+        if ctypes.sizeof(ctype) > 0
+    ]
+    return f"{type(self).__name__}({', '.join(shown)})"
+
+
+def _value_repr(value: object) -> str:
+    if isinstance(value, ctypes.Array):
+        return f"[{', '.join(_value_repr(item) for item in value)}]"
+    return repr(value)
+
+
 class sockaddr_nl(ctypes.Structure):
     """``struct sockaddr_nl``."""
 
@@ -250,22 +269,31 @@ class sockaddr_nl(ctypes.Structure):
         ("nl_pid", ctypes.c_uint32),
         ("nl_groups", ctypes.c_uint32),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "nl_family": "__kernel_sa_family_t; AF_NETLINK",
+        "nl_pad": "unsigned short; zero",
+        "nl_pid": "__u32; port ID",
+        "nl_groups": "__u32; multicast groups mask",
+    }
+    __repr__ = _record_repr
 
 
-# struct nlmsghdr - fixed format metadata header of Netlink messages
-# @nlmsg_len:   Length of message including header
-# @nlmsg_type:  Message content type
-# @nlmsg_flags: Additional flags
-# @nlmsg_seq:   Sequence number
-# @nlmsg_pid:   Sending process port ID
 class nlmsghdr(ctypes.Structure):
-    """``struct nlmsghdr``."""
+    """``struct nlmsghdr``.
 
-    nlmsg_len: int  # __u32
-    nlmsg_type: int  # __u16
-    nlmsg_flags: int  # __u16
-    nlmsg_seq: int  # __u32
-    nlmsg_pid: int  # __u32
+    struct nlmsghdr - fixed format metadata header of Netlink messages
+    @nlmsg_len:   Length of message including header
+    @nlmsg_type:  Message content type
+    @nlmsg_flags: Additional flags
+    @nlmsg_seq:   Sequence number
+    @nlmsg_pid:   Sending process port ID
+    """
+
+    nlmsg_len: int  # __u32; Length of message including header
+    nlmsg_type: int  # __u16; Message content type
+    nlmsg_flags: int  # __u16; Additional flags
+    nlmsg_seq: int  # __u32; Sequence number
+    nlmsg_pid: int  # __u32; Sending process port ID
     _fields_ = (
         ("nlmsg_len", ctypes.c_uint32),
         ("nlmsg_type", ctypes.c_uint16),
@@ -273,6 +301,14 @@ class nlmsghdr(ctypes.Structure):
         ("nlmsg_seq", ctypes.c_uint32),
         ("nlmsg_pid", ctypes.c_uint32),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "nlmsg_len": "__u32; Length of message including header",
+        "nlmsg_type": "__u16; Message content type",
+        "nlmsg_flags": "__u16; Additional flags",
+        "nlmsg_seq": "__u32; Sequence number",
+        "nlmsg_pid": "__u32; Sending process port ID",
+    }
+    __repr__ = _record_repr
 
 
 class nlmsgerr(ctypes.Structure):
@@ -284,6 +320,11 @@ class nlmsgerr(ctypes.Structure):
         ("error", ctypes.c_int),
         ("msg", nlmsghdr),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "error": "int",
+        "msg": "struct nlmsghdr",
+    }
+    __repr__ = _record_repr
 
 
 class nl_pktinfo(ctypes.Structure):
@@ -291,6 +332,10 @@ class nl_pktinfo(ctypes.Structure):
 
     group: int  # __u32
     _fields_ = (("group", ctypes.c_uint32),)
+    _docs_: ClassVar[dict[str, str]] = {
+        "group": "__u32",
+    }
+    __repr__ = _record_repr
 
 
 class nl_mmap_req(ctypes.Structure):
@@ -306,6 +351,13 @@ class nl_mmap_req(ctypes.Structure):
         ("nm_frame_size", ctypes.c_uint),
         ("nm_frame_nr", ctypes.c_uint),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "nm_block_size": "unsigned int",
+        "nm_block_nr": "unsigned int",
+        "nm_frame_size": "unsigned int",
+        "nm_frame_nr": "unsigned int",
+    }
+    __repr__ = _record_repr
 
 
 class nl_mmap_hdr(ctypes.Structure):
@@ -325,6 +377,15 @@ class nl_mmap_hdr(ctypes.Structure):
         ("nm_uid", ctypes.c_uint32),
         ("nm_gid", ctypes.c_uint32),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "nm_status": "unsigned int",
+        "nm_len": "unsigned int",
+        "nm_group": "__u32",
+        "nm_pid": "__u32; credentials",
+        "nm_uid": "__u32",
+        "nm_gid": "__u32",
+    }
+    __repr__ = _record_repr
 
 
 class nlattr(ctypes.Structure):
@@ -336,21 +397,28 @@ class nlattr(ctypes.Structure):
         ("nla_len", ctypes.c_uint16),
         ("nla_type", ctypes.c_uint16),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "nla_len": "__u16",
+        "nla_type": "__u16",
+    }
+    __repr__ = _record_repr
 
 
-# Generic 32 bitflags attribute content sent to the kernel.
-#
-# The value is a bitmap that defines the values being set
-# The selector is a bitmask that defines which value is legit
-#
-# Examples:
-#   value = 0x0, and selector = 0x1
-#   implies we are selecting bit 1 and we want to set its value to 0.
-#
-#   value = 0x2, and selector = 0x2
-#   implies we are selecting bit 2 and we want to set its value to 1.
 class nla_bitfield32(ctypes.Structure):
-    """``struct nla_bitfield32``."""
+    """``struct nla_bitfield32``.
+
+    Generic 32 bitflags attribute content sent to the kernel.
+
+    The value is a bitmap that defines the values being set
+    The selector is a bitmask that defines which value is legit
+
+    Examples:
+     value = 0x0, and selector = 0x1
+     implies we are selecting bit 1 and we want to set its value to 0.
+
+     value = 0x2, and selector = 0x2
+     implies we are selecting bit 2 and we want to set its value to 1.
+    """
 
     value: int  # __u32
     selector: int  # __u32
@@ -358,7 +426,13 @@ class nla_bitfield32(ctypes.Structure):
         ("value", ctypes.c_uint32),
         ("selector", ctypes.c_uint32),
     )
+    _docs_: ClassVar[dict[str, str]] = {
+        "value": "__u32",
+        "selector": "__u32",
+    }
+    __repr__ = _record_repr
 
 
 # Not translated: object-like macros that are not integer constant expressions here.
-#     NL_MMAP_HDRLEN (line 207): it calls __ALIGN_KERNEL(), which no vendored header defines
+#   NL_MMAP_HDRLEN (line 207): it calls __ALIGN_KERNEL(), which no given header defines (the
+#       included <linux/*.h> are stubs holding types only)

@@ -24,6 +24,14 @@ static __inline__ int syn_helper(int x)
 	return x + SYN_ALL;
 }
 
+/**
+ * struct syn_outer - every kind of member, with a "kernel-doc" comment
+ * @a: the first (its own comment wins over this one)
+ * @kind: what it is,
+ *        over two lines
+ *
+ * Quotes """ and a backslash \ survive into the docstring.
+ */
 struct syn_outer {
 	enum syn_kind kind;
 	__u32 a, b;		/* two on one line */
