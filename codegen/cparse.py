@@ -326,7 +326,7 @@ class _Builder:
         signed = low < 0
         if (signed and (low < -(1 << 31) or high >= 1 << 31)) or high >= 1 << 32:
             raise self.fail(node, f"{spelled} does not fit in 32 bits")
-        return Scalar(spelled, "c_int32" if signed else "c_uint32", "int")
+        return Scalar(spelled, INTEGER_TYPES["__s32" if signed else "__u32"].ctypes_name, "int")
 
     def _enum_block(self, node: c_ast.Enum) -> EnumBlock | None:
         for entry in self.module.constants:

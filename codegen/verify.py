@@ -119,11 +119,13 @@ def c_probe_source(headers: Sequence[Path], pairs: Sequence[Pair]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _compile(source: Path, binary: Path, stubs: Path) -> subprocess.CompletedProcess[str]:
+def _compile(
+    source: Path, binary: Path, stubs: Path, stubs_first: bool = False
+) -> subprocess.CompletedProcess[str]:
     # The system's <linux/types.h> when installed (an independent check of the type table);
-    # the generator's stubs only after it (-idirafter), where there is none.
+    # the generator's stubs only after it (-idirafter), where there is none, or when asked.
     command = [COMPILER, "-std=gnu11", "-Wall", "-Werror", "-Wno-format"]
-    command += ["-idirafter", str(stubs), "-o", str(binary), str(source)]
+    command += ["-I" if stubs_first else "-idirafter", str(stubs), "-o", str(binary), str(source)]
     return subprocess.run(command, capture_output=True, text=True, check=False)
 
 
@@ -138,14 +140,14 @@ def _toolchain_problem(workdir: Path, stubs: Path) -> str | None:
     return f"{COMPILER} cannot build a C program here ({lines[0] if lines else 'no message'})"
 
 
-def compiler_facts(source: str, workdir: Path) -> tuple[set[str], str]:
+def compiler_facts(source: str, workdir: Path, stubs_first: bool = False) -> tuple[set[str], str]:
     """Compile and run the probe: (facts, where <linux/types.h> came from)."""
     if shutil.which(COMPILER) is None:
         raise CompilerUnavailableError(f"no C compiler ({COMPILER}) on PATH")
     c_file, binary = workdir / "probe.c", workdir / "probe"
     c_file.write_text(source)
     with stub_include_dir() as stubs:
-        built = _compile(c_file, binary, stubs)
+        built = _compile(c_file, binary, stubs, stubs_first)
         if built.returncode != 0:
             problem = _toolchain_problem(workdir, stubs)
             if problem:
@@ -202,12 +204,18 @@ def compare(expected: set[str], got: set[str]) -> None:
 
 
 def layout_facts(
-    headers: Sequence[Path], models: Sequence[HeaderModule], files: Mapping[str, str]
+    headers: Sequence[Path],
+    models: Sequence[HeaderModule],
+    files: Mapping[str, str],
+    stubs_first: bool = False,
 ) -> tuple[set[str], set[str], str]:
-    """(ctypes facts, gcc facts, where the kernel types came from) for generated ``files``."""
+    """(ctypes facts, gcc facts, where the kernel types came from) for generated ``files``;
+    ``stubs_first``: compile with the generator's own <linux/types.h> even where one is
+    installed."""
     with load_generated(files) as modules, tempfile.TemporaryDirectory() as scratch:
         pairs = [(model, modules[model.module]) for model in models]
-        expected, kernel_types = compiler_facts(c_probe_source(headers, pairs), Path(scratch))
+        source = c_probe_source(headers, pairs)
+        expected, kernel_types = compiler_facts(source, Path(scratch), stubs_first)
         return python_facts(pairs), expected, kernel_types
 
 

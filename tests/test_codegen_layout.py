@@ -40,6 +40,18 @@ def test_layout_matches_the_compiler(generation: str, all_header_sets: dict[str,
     assert not any("proc_event_event_data " in f for f in got)  # anonymous: no C tag
 
 
+@pytest.mark.parametrize("stubs_first", [False, True])
+def test_the_type_table_against_gcc_with_and_without_the_system_headers(stubs_first: bool) -> None:
+    """With the stubs, gcc lays out the table's C spellings; without, the system's typedefs."""
+    paths, models, files = build(ROOT / "headers", COMMAND)
+    got, expected, kernel_types = layout_facts(paths, models, files, stubs_first)
+    assert got == expected
+    if stubs_first:
+        assert kernel_types == "the generator's type table"
+    else:  # the system's where linux-libc-dev is installed, else the stubs
+        assert kernel_types in ("the system's <linux/types.h>", "the generator's type table")
+
+
 def test_the_synthetic_newer_generation(tmp_path: Path) -> None:
     paths, models, files = build(SYNTHETIC_NEWER, COMMAND)
     got, _, _ = layout_facts(paths, models, files)
