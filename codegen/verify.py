@@ -181,12 +181,19 @@ def load_generated(files: Mapping[str, str]) -> Iterator[dict[str, ModuleType]]:
             )
             assert spec is not None and spec.loader is not None
             sys.modules[package] = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(sys.modules[package])
-            yield {
-                Path(name).stem: importlib.import_module(f"{package}.{Path(name).stem}")
-                for name in sorted(files)
-                if name != "__init__.py"
-            }
+            modules = {}
+            for name in sorted(files, key=lambda n: (n == "__init__.py", n)):  # package last
+                try:
+                    if name == "__init__.py":
+                        spec.loader.exec_module(sys.modules[package])
+                    else:
+                        modules[Path(name).stem] = importlib.import_module(
+                            f"{package}.{Path(name).stem}"
+                        )
+                except Exception as error:  # the generated text itself is broken
+                    message = f"the generated {name} does not import: {error!r}"
+                    raise VerificationError(message) from error
+            yield modules
         finally:
             for name in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
                 del sys.modules[name]

@@ -102,6 +102,13 @@ def test_a_wrong_generated_layout_is_caught(old: str, new: str, fact: str) -> No
     assert f"ctypes: {fact}" in str(caught.value)
 
 
+def test_generated_text_that_does_not_import_is_caught() -> None:
+    paths, models, files = build(ROOT / "headers", COMMAND)
+    broken = _with(files, "netlink.py", "import ctypes\n", "import ctypes\n\nraise RuntimeError\n")
+    with pytest.raises(VerificationError, match=r"the generated netlink.py does not import"):
+        verify(paths, models, broken)
+
+
 def test_without_a_compiler_a_note_not_a_failure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
