@@ -16,11 +16,8 @@ from typing import Any, TextIO
 import pyprocconn as pc
 
 _JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder for every line
-EVENT_NAMES = {
-    name.lower(): member
-    for name, member in pc.EventType.__members__.items()
-    if member not in (pc.EventType.NONE, pc.EventType.ALL, pc.EventType.NONZERO_EXIT)
-}
+# Every event type the generated layer has a class for (new ones too), by its short name.
+EVENT_NAMES = {cls.NAME: cls.TYPE for cls in pc.EVENT_CLASSES.values() if cls.TYPE}
 
 
 def _event_mask(text: str) -> pc.EventType:

@@ -139,7 +139,10 @@ DOCS: dict[str, str] = {
 
 def _event_class(spec: layout.EventSpec) -> type[ProcEvent]:
     names = ["what", "cpu", "timestamp_ns", *(f.name for f in spec.fields)]
-    fields = namedtuple(f"_{spec.class_name}Fields", names)  # type: ignore[misc]
+    # The event's own fields default to None, as when the kernel did not send them.
+    defaults = (None,) * len(spec.fields)
+    make: Any = namedtuple  # built from data: a type checker cannot follow it
+    fields: type = make(f"_{spec.class_name}Fields", names, defaults=defaults)
     behaviour = BEHAVIOUR.get(spec.name)
     bases: tuple[type, ...] = (fields, ProcEvent)
     if behaviour is not None:

@@ -1,0 +1,83 @@
+"""Regenerate the kernel layer from other headers into a copy of the project, and run the
+decoding, view, filter and event tests against it: the 6.1 headers (no ``proc_input``, no
+``PROC_EVENT_NONZERO_EXIT``, no ``PROC_EVENT_ALL``) and a synthetic newer header (a new event
+type with its own struct, ``exit_flags`` appended to ``exit_proc_event``, a new macro)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import OTHER_HEADERS, ROOT
+
+HEADER_SETS = {
+    "6.1": OTHER_HEADERS / "linux-libc-dev-6.1.187",
+    "newer": OTHER_HEADERS / "synthetic-newer",
+}
+# Header-independent by design: each reads what it needs from the generated layer.
+TESTS = ("tests/test_headers_follow.py", "tests/test_parse.py", "tests/test_fuzz.py")
+
+
+def _regenerated_copy(headers: Path, scratch: Path) -> Path:
+    copy = scratch / "project"
+    shutil.copytree(
+        ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info")
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "codegen", "--headers", str(headers)],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return copy
+
+
+@pytest.mark.parametrize("name", sorted(HEADER_SETS))
+def test_the_friendly_layer_follows_regenerated_headers(name: str, tmp_path: Path) -> None:
+    copy = _regenerated_copy(HEADER_SETS[name], tmp_path)
+    environment = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
+        cwd=copy,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_the_newer_header_gives_a_typed_new_event_and_the_grown_field(tmp_path: Path) -> None:
+    copy = _regenerated_copy(HEADER_SETS["newer"], tmp_path)
+    script = """
+import pyprocconn as pc
+from pyprocconn.cli import EVENT_NAMES
+from pyprocconn.kernel import cn_proc
+cls = pc.NewthingEvent
+assert cls._fields == ("what", "cpu", "timestamp_ns", "process_pid", "process_tgid",
+                       "newthing_value"), cls._fields
+assert cls.TYPE == pc.EventType.NEWTHING == 0x400 and "newthing" in EVENT_NAMES
+assert pc.EventType.NEWTHING in pc.EventType.ALL
+assert pc.ExitEvent._fields[-1] == "exit_flags"
+assert cn_proc.PROC_EVENT_NEWTHING_DATA_SIZE == 16
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=copy,
+        env={**os.environ, "PYTHONPATH": str(copy)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.strip() == "ok", done.stderr
