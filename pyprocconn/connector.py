@@ -10,6 +10,7 @@ import os
 import random
 import select
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -28,6 +29,8 @@ DEFAULT_RCVBUF = 4 * 1024 * 1024
 DEFAULT_LINGER = 0.001
 # How long to wait for the kernel's answer to each form of the subscription request.
 DEFAULT_ACK_TIMEOUT = 1.0
+# The largest receive buffer to ask for: the kernel doubles it into an int.
+MAX_RCVBUF = (2**31 - 1) // 2
 _BATCH_SLOTS = 64
 _SLOT_SIZE = 1024  # one proc event datagram is 76 bytes; larger ones are foreign or future
 _ALL = layout.ALL_EVENTS
@@ -53,7 +56,8 @@ def _wake(future: asyncio.Future[None]) -> None:
 class ProcConnector:
     """A subscription to the kernel's process events.
 
-    ``events`` selects event types (an :class:`EventType` mask; None for all). The kernel
+    ``events`` selects event types: an :class:`EventType` mask, names (``"exec,exit"``), or
+    None for all. The kernel
     filters when it can (6.6+); older kernels get everything and the connector filters in user
     space, transparently (:attr:`filter_mode` says which). Receive with :meth:`recv`,
     :meth:`recv_timeout`, :meth:`recv_batch`, ``for``/``async for``, or wait on :meth:`fileno`.
@@ -72,12 +76,14 @@ class ProcConnector:
 
     def __init__(
         self,
-        events: EventType | int | None = None,
+        events: EventType | int | str | None = None,
         *,
         rcvbuf: int | None = DEFAULT_RCVBUF,
         ack_timeout: float = DEFAULT_ACK_TIMEOUT,
         linger: float = DEFAULT_LINGER,
     ) -> None:
+        if isinstance(events, str):
+            events = EventType.from_names(events)
         mask = _ALL if events is None else int(events) & _ALL
         if mask == 0:
             raise ValueError("events names no event type; use None or EventType.ALL for all")
@@ -88,6 +94,9 @@ class ProcConnector:
         self._awaiting: int | None = None  # cn_msg.ack of the answer to our pending request
         self._answer: int | None = None  # its err, once it came
         self._pending: deque[ProcEvent | EventsLost] = deque()
+        self._guard = threading.Lock()
+        self._user: int | None = None  # the thread receiving right now
+        self._depth = 0
         self._filter_mode: Literal["none", "kernel", "user"] = "none"
         self._fd = -1
         self._owner_pid = os.getpid()  # a forked child must not unsubscribe its parent
@@ -186,6 +195,11 @@ class ProcConnector:
 
     # -- receiving -------------------------------------------------------------------------
     def _set_rcvbuf(self, size: int) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ValueError(f"rcvbuf must be a positive number of bytes, not {size!r}")
+        # The kernel doubles what is asked and keeps the result in an int: ask at most half
+        # of INT_MAX (a larger value would wrap to the smallest buffer).
+        size = min(size, MAX_RCVBUF)
         try:
             _libc.setsockopt_int(self._fd, socket.SOL_SOCKET, _libc.SO_RCVBUFFORCE, size)
         except PermissionError:  # without CAP_NET_ADMIN: capped at net.core.rmem_max
@@ -233,6 +247,24 @@ class ProcConnector:
             return False
         view = memoryview(buf).cast("B")
         raw = (ctypes.c_char * len(view)).from_buffer(view)
+        if len(view) < _SLOT_SIZE:  # small: check the next datagram fits before taking it
+            try:
+                waiting = self._recvfrom(
+                    self._fd, raw, len(view), _MSG_DONTWAIT | _MSG_TRUNC | socket.MSG_PEEK
+                )
+            except OSError as error:
+                if error.errno == errno.ENOBUFS:  # reading it clears it: report it here
+                    self._stream.lose(self._pending, None)
+                    return True
+                if error.errno not in _EAGAIN:
+                    raise
+                waiting = 0
+            if waiting > len(view):
+                raise ValueError(
+                    f"the buffer ({len(view)} bytes) is smaller than the next datagram "
+                    f"({waiting} bytes); it was left queued: pass a buffer of at least "
+                    f"{_SLOT_SIZE} bytes"
+                )
         try:
             nbytes = self._recvfrom(
                 self._fd, raw, len(view), socket.MSG_DONTWAIT | socket.MSG_TRUNC
@@ -279,29 +311,57 @@ class ProcConnector:
             raise OverrunError(item.lost, cpu=item.cpu)
         return item
 
+    def _enter(self) -> None:
+        """Claim the connector for this thread (one thread at a time, see the class doc)."""
+        self._check_open()
+        me = threading.get_ident()
+        with self._guard:
+            if self._user not in (None, me):
+                raise RuntimeError(
+                    "this ProcConnector is being used by another thread right now: a connector "
+                    "serves one thread at a time; give each thread its own connector"
+                )
+            self._user, self._depth = me, self._depth + 1
+
+    def _leave(self) -> None:
+        with self._guard:
+            self._depth -= 1
+            if not self._depth:
+                self._user = None
+
     def recv(self, buf: Buffer | None = None) -> ProcEvent:
         """Block until the next event. ``buf``: a writable buffer to receive into (else an
         internal one). Raises :class:`OverrunError` where events were lost."""
-        self._check_open()
-        while not self._pending:
-            if buf is None:
-                self._fill(None, 0.0)
-            else:
-                self._receive_into(buf, None)
-        return self._pop()
+        self._enter()
+        try:
+            while not self._pending:
+                if buf is None:
+                    self._fill(None, 0.0)
+                else:
+                    self._receive_into(buf, None)
+            return self._pop()
+        finally:
+            self._leave()
 
-    def recv_timeout(self, buf: Buffer | None = None, timeout: float = 0.0) -> ProcEvent | None:
+    def recv_timeout(self, timeout: float = 0.0, *, buf: Buffer | None = None) -> ProcEvent | None:
         """Like :meth:`recv`, but None when no event arrived within ``timeout`` seconds."""
-        self._check_open()
-        deadline = time.monotonic() + timeout
-        while not self._pending:
-            remaining = deadline - time.monotonic()
-            received = (
-                self._fill(remaining, 0.0) if buf is None else self._receive_into(buf, remaining)
-            )
-            if not received:
-                return None
-        return self._pop()
+        if not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+        self._enter()
+        try:
+            deadline = time.monotonic() + timeout
+            while not self._pending:
+                remaining = deadline - time.monotonic()
+                received = (
+                    self._fill(remaining, 0.0)
+                    if buf is None
+                    else self._receive_into(buf, remaining)
+                )
+                if not received:
+                    return None
+            return self._pop()
+        finally:
+            self._leave()
 
     def recv_batch(
         self, timeout: float | None = None, *, max_events: int = 4096, linger: float = 0.0
@@ -310,7 +370,13 @@ class ProcConnector:
         first; an empty list on timeout. ``linger``: seconds to let more arrive after the first
         wake-up. Raises :class:`OverrunError` where events were lost (the events before the loss
         are returned first)."""
-        self._check_open()
+        self._enter()
+        try:
+            return self._batch_of(timeout, max_events, linger)
+        finally:
+            self._leave()
+
+    def _batch_of(self, timeout: float | None, max_events: int, linger: float) -> list[ProcEvent]:
         deadline = None if timeout is None else time.monotonic() + timeout
         pending = self._pending
         while not pending:
@@ -333,30 +399,36 @@ class ProcConnector:
 
     def __iter__(self) -> Iterator[ProcEvent | EventsLost]:
         """Events forever, blocking; :class:`EventsLost` items mark where events were lost."""
-        self._check_open()
-        pending = self._pending
-        while True:
-            while pending:
-                yield self._take()
-            self._fill(None, self._linger)
+        self._enter()
+        try:
+            pending = self._pending
+            while True:
+                while pending:
+                    yield self._take()
+                self._fill(None, self._linger)
+        finally:
+            self._leave()
 
     async def __aiter__(self) -> AsyncIterator[ProcEvent | EventsLost]:
         """Like iteration, on the running asyncio loop (a reader on :meth:`fileno`)."""
-        self._check_open()
-        loop = asyncio.get_running_loop()
-        pending = self._pending
-        while True:
-            while pending:
-                yield self._take()
-            ready = loop.create_future()
-            loop.add_reader(self._fd, _wake, ready)
-            try:
-                await ready
-            finally:
-                loop.remove_reader(self._fd)
-            if self._linger > 0:
-                await asyncio.sleep(self._linger)
-            self._fill(0.0, 0.0)
+        self._enter()
+        try:
+            loop = asyncio.get_running_loop()
+            pending = self._pending
+            while True:
+                while pending:
+                    yield self._take()
+                ready = loop.create_future()
+                loop.add_reader(self._fd, _wake, ready)
+                try:
+                    await ready
+                finally:
+                    loop.remove_reader(self._fd)
+                if self._linger > 0:
+                    await asyncio.sleep(self._linger)
+                self._fill(0.0, 0.0)
+        finally:
+            self._leave()
 
     # -- state -----------------------------------------------------------------------------
     def fileno(self) -> int:

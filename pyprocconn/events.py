@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
         @classmethod
         def from_name(cls, name: str) -> EventType: ...
+        @classmethod
+        def from_names(cls, names: str) -> EventType: ...
 
 else:
 
@@ -52,7 +54,18 @@ else:
     EventType.__doc__ = (
         "The kernel's event bits (``enum proc_cn_event``); also a subscription mask."
     )
+
+    def _from_names(cls: Any, names: str) -> Any:
+        """The mask of comma-separated names: ``"exec,exit"``; ``"all"`` for every event."""
+        mask = cls(0)
+        for name in filter(None, (part.strip() for part in names.split(","))):
+            mask |= cls.from_name(name)
+        if not mask:
+            raise ValueError(f"no event type in {names!r}")
+        return mask
+
     EventType.from_name = classmethod(_from_name)
+    EventType.from_names = classmethod(_from_names)
 
 
 class ProcEvent:

@@ -210,12 +210,12 @@ def test_recv_into_a_caller_buffer_and_events_own_their_data(conn: pc.ProcConnec
     pid = triggers.exit_with(0)
     seen: list[pc.ProcEvent] = []
     while not of(seen, pc.ExitEvent, pid):
-        event = conn.recv_timeout(buffer, 5.0)
+        event = conn.recv_timeout(5.0, buf=buffer)
         assert event is not None, "no event within 5 s"
         seen.append(event)
     snapshot = [e.to_dict() for e in seen]
     triggers.exit_with(0)
-    assert conn.recv_timeout(buffer, 5.0) is not None  # the buffer is overwritten...
+    assert conn.recv_timeout(5.0, buf=buffer) is not None  # the buffer is overwritten...
     assert [e.to_dict() for e in seen] == snapshot  # ...the events are not
     (fork,) = of(seen, pc.ForkEvent, pid, key="child_pid")
     match fork:

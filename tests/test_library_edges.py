@@ -1,0 +1,105 @@
+"""Rough edges a new user hit in the library, each pinned by a test (issue 10, items 6 to 10)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import pyprocconn as pc
+from pyprocconn.connector import MAX_RCVBUF
+from pyprocconn.kernel import netlink
+from tests import triggers
+from tests.paths import ticking
+
+GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden.json").read_text())
+GOLDEN_FORK = bytes.fromhex(GOLDEN["datagrams"]["fork"]["hex"])
+live = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
+
+
+def test_events_before_an_overrun_come_with_the_error() -> None:
+    overrun = bytes(netlink.nlmsghdr(nlmsg_len=pc.SIZE_NLMSGHDR, nlmsg_type=pc.NLMSG_OVERRUN))
+    with pytest.raises(pc.OverrunError) as caught:
+        pc.parse_events(GOLDEN_FORK + overrun)
+    assert [type(e) for e in caught.value.events] == [pc.ForkEvent]
+    assert caught.value.events == pc.parse_events(GOLDEN_FORK)
+
+
+def test_event_types_by_name() -> None:
+    assert pc.EventType.from_name("exec") == pc.EventType.EXEC == pc.EventType.from_name("EXEC")
+    assert pc.EventType.from_names("exec, exit") == pc.EventType.EXEC | pc.EventType.EXIT
+    with pytest.raises(ValueError, match="unknown event type 'forks'"):
+        pc.EventType.from_name("forks")
+
+
+@live
+def test_a_buffer_too_small_is_an_error_and_loses_nothing() -> None:
+    with pc.ProcConnector() as conn:
+        while conn.recv_batch(0.2):  # nothing decoded and waiting inside the connector
+            pass
+        pid = triggers.exit_with(0)
+        time.sleep(0.1)  # queued by now
+        with pytest.raises(ValueError, match="smaller than the next datagram"):
+            conn.recv_timeout(1.0, buf=bytearray(40))
+        seen: list[pc.ProcEvent] = []
+        deadline = time.monotonic() + 10
+        while not any(getattr(e, "process_pid", None) == pid for e in seen):
+            assert time.monotonic() < deadline
+            event = conn.recv_timeout(1.0, buf=bytearray(512))
+            if event is not None:
+                seen.append(event)
+        assert conn.stats.malformed == 0
+        assert any(isinstance(e, pc.ForkEvent) and e.child_pid == pid for e in seen)
+
+
+@live
+@pytest.mark.parametrize("asked", [2**31, 2**32, 10**14])
+def test_a_huge_receive_buffer_is_clamped_not_wrapped(asked: int) -> None:
+    with pc.ProcConnector(rcvbuf=asked) as conn:
+        assert conn.rcvbuf == 2 * MAX_RCVBUF  # the most the kernel can hold, not the least
+
+
+@live
+@pytest.mark.parametrize("asked", [0, -5, 1.5, "big"])
+def test_a_nonsense_receive_buffer_is_refused(asked: object) -> None:
+    with pytest.raises(ValueError, match="rcvbuf must be a positive number of bytes"):
+        pc.ProcConnector(rcvbuf=asked)  # type: ignore[arg-type]
+
+
+@live
+def test_the_natural_calls() -> None:
+    with pc.ProcConnector(events="ptrace") as conn:
+        assert conn.events == pc.EventType.PTRACE
+        assert conn.recv_timeout(0.2) is None  # the timeout first, as Python calls go
+    with pc.ProcConnector(events="exec,exit") as conn:
+        assert conn.events == pc.EventType.EXEC | pc.EventType.EXIT
+
+
+@live
+def test_two_threads_on_one_connector_are_told_the_rule() -> None:
+    with pc.ProcConnector(events="comm") as conn:
+        inside = threading.Event()
+        results: list[object] = []
+
+        def reader() -> None:
+            iterator = iter(conn)
+            inside.set()
+            for item in iterator:  # blocks in this thread until the comm change
+                results.append(item)
+                break
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        assert inside.wait(5)
+        time.sleep(0.2)
+        for call in (lambda: conn.recv_timeout(0.1), lambda: conn.recv_batch(0.1)):
+            with pytest.raises(RuntimeError, match="one thread at a time"):
+                call()
+        with ticking(0.2, lambda: triggers.set_comm("pyprocconn-rule")):
+            thread.join(timeout=15)
+        assert not thread.is_alive() and isinstance(results[0], pc.CommEvent)
+        conn.recv_batch(0.1)  # the reader is done: this thread may use it now, no error
