@@ -406,29 +406,12 @@ def check_listeners(when: str, wait: float) -> str:
     return "leaked"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short run, no budget checks (CI)")
-    parser.add_argument("--rounds", type=int, default=None, help="live rounds per consumer")
-    parser.add_argument("--seconds", type=float, default=None, help="storm length per round")
-    args = parser.parse_args()
-    # Children inherit an ignored SIGINT (a background job): the command would not stop on it.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    rounds = args.rounds or (1 if args.quick else 5)
-    seconds = args.seconds or (0.5 if args.quick else 3.0)
-    workers = os.cpu_count() or 2
-
-    print(f"# pyprocconn benchmark{' (quick)' if args.quick else ''}\n")
-    print(
-        f"Machine: {os.cpu_count()} cores, Linux {platform.release()} {platform.machine()}, "
-        f"Python {platform.python_version()}; storm: {workers} workers x {seconds:g} s, "
-        f"{rounds} rounds, medians.\n"
-    )
-
-    decode_rates = decode.measure(3_000 if args.quick else 30_000, 3 if args.quick else 7)
-    ours = decode_rates["pyprocconn parse_events (recording)"] or 0.0
-    floor = decode_rates["struct.unpack_from floor (whole message, no objects)"] or 0.0
-    pyroute2_rate = decode_rates["pyroute2 ProcEventMarshal (warmed up)"]
+def report_decoding(quick: bool) -> float:
+    """The decode table; returns parse_events' rate on the recording."""
+    rates = decode.measure(3_000 if quick else 30_000, 3 if quick else 7)
+    ours = rates["pyprocconn parse_events (recording)"] or 0.0
+    floor = rates["struct.unpack_from floor (whole message, no objects)"] or 0.0
+    pyroute2_rate = rates["pyroute2 ProcEventMarshal (warmed up)"]
     targets = [
         (f">= {TARGETS['decode_rate']:,.0f}/s", ours >= TARGETS["decode_rate"]),
         (
@@ -437,25 +420,73 @@ def main() -> int:
         ),
         (f"<= {TARGETS['vs_floor']:g}x the struct floor", floor <= TARGETS["vs_floor"] * ours),
     ]
+    goals = "; ".join(f"{goal}: {'met' if met else 'MISSED'}" for goal, met in targets)
     print("## Decoding captured datagrams\n")
     print("| decoder | events/s | vs pyroute2 | targets |")
     print("|---|---:|---:|---|")
-    for name, rate in decode_rates.items():
+    for name, rate in rates.items():
         ratio = f"{rate / pyroute2_rate:.1f}x" if rate and pyroute2_rate else "-"
-        goals = "-"
-        if name == "pyprocconn parse_events (recording)":
-            goals = "; ".join(f"{goal}: {'met' if met else 'MISSED'}" for goal, met in targets)
-        print(f"| {name} | {f'{rate:,.0f}' if rate else 'not installed'} | {ratio} | {goals} |")
-    verdict = "met" if floor <= TARGETS["vs_floor"] * ours else "MISSED"
+        mine = goals if name == "pyprocconn parse_events (recording)" else "-"
+        print(f"| {name} | {f'{rate:,.0f}' if rate else 'not installed'} | {ratio} | {mine} |")
     print(
         f"\nparse_events is {floor / ours:.2f}x slower than the bare struct floor "
-        f"(target <= {TARGETS['vs_floor']:g}x: {verdict}).\n"
+        f"(target <= {TARGETS['vs_floor']:g}x: {'met' if targets[2][1] else 'MISSED'}).\n"
     )
+    return ours
 
-    if os.geteuid() != 0:
-        print("(live part skipped: needs root)")
-        return 0
-    # Leak checks only mean something if nothing listens when the run starts.
+
+def make_listeners(scratch: Path) -> list[Listener]:
+    floor = build(scratch, "floor.c")
+    listeners = [
+        consumer_listener("pyprocconn recv_batch, linger 1 ms", "batch"),
+        consumer_listener("pyprocconn recv, one per call", "recv"),
+        Listener(
+            "C floor: same batch loop, no Python",
+            [str(floor), "batch"],
+            signal.SIGUSR1,
+            parse_consumer,
+        ),
+        Listener(
+            "C floor: recv, one per call, no Python",
+            [str(floor), "one"],
+            signal.SIGUSR1,
+            parse_consumer,
+        ),
+    ]
+    forkstat = shutil.which("forkstat")
+    if forkstat is not None:
+        shim = build(scratch, "unsubscribe.c", "-shared", "-fPIC", "-ldl")
+        listeners.append(
+            Listener(
+                "forkstat (C)",
+                [forkstat, "-e", "fork,exit"],
+                signal.SIGINT,
+                parse_forkstat,
+                says_ready=False,
+                env={**os.environ, "LD_PRELOAD": str(shim)},
+            )
+        )
+    listeners.append(
+        Listener(
+            "pyprocconn command, --json > file",
+            [sys.executable, "-m", "pyprocconn", "--json", "-S"],
+            signal.SIGINT,
+            parse_command,
+            says_ready=False,
+        )
+    )
+    if importlib.util.find_spec("pyroute2") is not None:
+        listeners.append(consumer_listener("pyroute2 ProcEventSocket", "pyroute2"))
+    listeners.append(
+        consumer_listener("pyprocconn recv_batch, rcvbuf forced to 4 KiB", "batch", 2048)
+    )
+    return listeners
+
+
+def run_live(
+    rounds: int, workers: int, seconds: float, quick: bool
+) -> tuple[dict[str, LiveRound], list[int], bool]:
+    """Every listener's median round, the idle latencies, and whether a listener leaked."""
     # Checking after each consumer only tells something while nothing else listens.
     checking = check_listeners("before the run", 0.5) == "none"
     leaked = False
@@ -463,51 +494,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
         storm = build(scratch, "storm.c")
-        floor_binary = build(scratch, "floor.c")
-        listeners = [
-            consumer_listener("pyprocconn recv_batch, linger 1 ms", "batch"),
-            consumer_listener("pyprocconn recv, one per call", "recv"),
-            Listener(
-                "C floor: same batch loop, no Python",
-                [str(floor_binary), "batch"],
-                signal.SIGUSR1,
-                parse_consumer,
-            ),
-            Listener(
-                "C floor: recv, one per call, no Python",
-                [str(floor_binary), "one"],
-                signal.SIGUSR1,
-                parse_consumer,
-            ),
-        ]
-        forkstat = shutil.which("forkstat")
-        if forkstat is not None:
-            shim = build(scratch, "unsubscribe.c", "-shared", "-fPIC", "-ldl")
-            listeners.append(
-                Listener(
-                    "forkstat (C)",
-                    [forkstat, "-e", "fork,exit"],
-                    signal.SIGINT,
-                    parse_forkstat,
-                    says_ready=False,
-                    env={**os.environ, "LD_PRELOAD": str(shim)},
-                )
-            )
-        listeners.append(
-            Listener(
-                "pyprocconn command, --json > file",
-                [sys.executable, "-m", "pyprocconn", "--json", "-S"],
-                signal.SIGINT,
-                parse_command,
-                says_ready=False,
-            )
-        )
-        if importlib.util.find_spec("pyroute2") is not None:
-            listeners.append(consumer_listener("pyroute2 ProcEventSocket", "pyroute2"))
-        listeners.append(
-            consumer_listener("pyprocconn recv_batch, rcvbuf forced to 4 KiB", "batch", 2048)
-        )
-        for listener in listeners:
+        for listener in make_listeners(scratch):
             collected = []
             for _ in range(rounds):
                 collected.append(live(listener, storm, workers, seconds, scratch))
@@ -515,8 +502,11 @@ def main() -> int:
                     state = check_listeners(f"after {listener.name}", 0.1)
                     checking, leaked = state == "none", state == "leaked"
             results[listener.name] = _median_round(collected)
-        idle = latency_idle(1.0 if args.quick else 3.0, scratch)
+        idle = latency_idle(1.0 if quick else 3.0, scratch)
+    return results, idle, leaked
 
+
+def report_live(results: dict[str, LiveRound]) -> None:
     print("## Live fork storm (same storm generator, one consumer at a time)\n")
     print(
         "| consumer | storm forks/s | expected | received | lost | lost reported | CPU per event |"
@@ -539,19 +529,20 @@ def main() -> int:
             f"{r.received:,} ({100 * r.received / max(1, r.expected):.2f}%) | {r.lost:,} | "
             f"{reported} | {r.cpu_per_event_us:.2f} us | {library_text} | {ratio} |"
         )
-    storm_latency = results["pyprocconn recv_batch, linger 1 ms"].report.latencies_ns
+
+
+def report_latency(idle: list[int], storm: list[int]) -> None:
     print("\n## Latency: kernel timestamp_ns to event object in hand (recv_batch, linger 1 ms)\n")
     print("| load | p50 | p99 |")
     print("|---|---:|---:|")
-    print(
-        f"| idle (a process every 20 ms) | {percentile(idle, 0.5):.0f} us | "
-        f"{percentile(idle, 0.99):.0f} us |"
-    )
-    print(
-        f"| fork storm | {percentile(storm_latency, 0.5):.0f} us | "
-        f"{percentile(storm_latency, 0.99):.0f} us |"
-    )
+    for load, latencies in (("idle (a process every 20 ms)", idle), ("fork storm", storm)):
+        print(
+            f"| {load} | {percentile(latencies, 0.5):.0f} us | "
+            f"{percentile(latencies, 0.99):.0f} us |"
+        )
 
+
+def report_budgets(ours: float, results: dict[str, LiveRound]) -> bool:
     batch = results["pyprocconn recv_batch, linger 1 ms"]
     one = results["pyprocconn recv, one per call"]
     checks = [
@@ -569,20 +560,48 @@ def main() -> int:
     print("\n## Budgets\n")
     for text, passed in checks:
         print(f"- {'PASS' if passed else 'FAIL'}: {text}")
+    return all(passed for _, passed in checks)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short run, no budget checks (CI)")
+    parser.add_argument("--rounds", type=int, default=None, help="live rounds per consumer")
+    parser.add_argument("--seconds", type=float, default=None, help="storm length per round")
+    args = parser.parse_args()
+    # Children inherit an ignored SIGINT (a background job): the command would not stop on it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    rounds = args.rounds or (1 if args.quick else 5)
+    seconds = args.seconds or (0.5 if args.quick else 3.0)
+    workers = os.cpu_count() or 2
+
+    print(f"# pyprocconn benchmark{' (quick)' if args.quick else ''}\n")
+    print(
+        f"Machine: {os.cpu_count()} cores, Linux {platform.release()} {platform.machine()}, "
+        f"Python {platform.python_version()}; storm: {workers} workers x {seconds:g} s, "
+        f"{rounds} rounds, medians.\n"
+    )
+    ours = report_decoding(args.quick)
+    if os.geteuid() != 0:
+        print("(live part skipped: needs root)")
+        return 0
+    results, idle, leaked = run_live(rounds, workers, seconds, args.quick)
+    report_live(results)
+    report_latency(idle, results["pyprocconn recv_batch, linger 1 ms"].report.latencies_ns)
+    within_budgets = report_budgets(ours, results)
 
     state = check_listeners("after the run", 0.5)
-    leaked = leaked or state == "leaked"
     if state == "none":
         print(
             "\nListeners after the run: none registered (a socket in the group that never sent "
             "LISTEN got nothing within 0.5 s of /bin/true)."
         )
-    if leaked:
+    if leaked or state == "leaked":
         return 1
     if args.quick:
         print("\n(quick run: budgets reported, not enforced)")
         return 0
-    return 0 if all(passed for _, passed in checks) else 1
+    return 0 if within_budgets else 1
 
 
 if __name__ == "__main__":

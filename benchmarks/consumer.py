@@ -20,7 +20,10 @@ import socket
 import struct
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyprocconn
 
 Record = tuple[int, int, int, int]
 
@@ -45,6 +48,38 @@ def _stop(signum: int, frame: object) -> None:
     raise StopError
 
 
+def _receive(
+    conn: pyprocconn.ProcConnector, mode: str, events: list[Record], totals: dict[str, Any]
+) -> None:
+    """Receive until a stop signal raises StopError, keeping what the harness matches."""
+    import pyprocconn as pc
+
+    record, latencies = events.append, totals["latencies_ns"].append
+    fork_type, exit_type = pc.ForkEvent, pc.ExitEvent
+    monotonic_ns, process_time = time.monotonic_ns, time.process_time
+    while True:
+        before = process_time()
+        try:
+            batch = (
+                conn.recv_batch(None, linger=pc.DEFAULT_LINGER)
+                if mode == "batch"
+                else [conn.recv()]
+            )
+        except pc.OverrunError:
+            continue  # counted in conn.stats
+        finally:
+            totals["library_cpu"] += process_time() - before  # inside pyprocconn's calls only
+        now = monotonic_ns()
+        totals["received"] += len(batch)
+        for event in batch:
+            latencies(now - event.timestamp_ns)
+            kind = type(event)
+            if kind is fork_type:
+                record((0, event.child_pid, event.parent_tgid, 0))
+            elif kind is exit_type:
+                record((1, event.process_pid, event.parent_tgid, event.exit_code))
+
+
 def run_pyprocconn(mode: str, seconds: float, rcvbuf: int | None) -> dict[str, Any]:
     import pyprocconn as pc
 
@@ -54,12 +89,7 @@ def run_pyprocconn(mode: str, seconds: float, rcvbuf: int | None) -> dict[str, A
         signal.signal(number, _note_stop)
     conn = pc.ProcConnector(**({} if rcvbuf is None else {"rcvbuf": rcvbuf}))
     events: list[Record] = []
-    latencies: list[int] = []
-    received = 0
-    record = events.append
-    fork_type, exit_type = pc.ForkEvent, pc.ExitEvent
-    monotonic_ns, process_time = time.monotonic_ns, time.process_time
-    library_cpu = 0.0  # CPU spent inside pyprocconn's receive calls only
+    totals: dict[str, Any] = {"received": 0, "library_cpu": 0.0, "latencies_ns": []}
     try:
         for number in _STOP_SIGNALS:
             signal.signal(number, _stop)
@@ -67,39 +97,13 @@ def run_pyprocconn(mode: str, seconds: float, rcvbuf: int | None) -> dict[str, A
             raise StopError
         signal.setitimer(signal.ITIMER_REAL, seconds)
         print("ready", flush=True)
-        while True:
-            before = process_time()
-            try:
-                if mode == "batch":
-                    batch = conn.recv_batch(None, linger=pc.DEFAULT_LINGER)
-                else:
-                    batch = [conn.recv()]
-            except pc.OverrunError:
-                continue  # counted in conn.stats
-            finally:
-                library_cpu += process_time() - before
-            now = monotonic_ns()
-            received += len(batch)
-            for event in batch:
-                latencies.append(now - event.timestamp_ns)
-                kind = type(event)
-                if kind is fork_type:
-                    record((0, event.child_pid, event.parent_tgid, 0))  # type: ignore[attr-defined]
-                elif kind is exit_type:
-                    record((1, event.process_pid, event.parent_tgid, event.exit_code))  # type: ignore[attr-defined]
+        _receive(conn, mode, events, totals)
     except StopError:
         pass
     finally:
         stats = conn.stats
         conn.close()  # sends IGNORE
-    return {
-        "received": received,
-        "library_cpu": library_cpu,
-        "events": events,
-        "lost": stats.lost,
-        "overruns": stats.overruns,
-        "latencies_ns": latencies,
-    }
+    return {**totals, "events": events, "lost": stats.lost, "overruns": stats.overruns}
 
 
 # The IGNORE pyroute2's control(listen=False) sends: nlmsghdr, cn_msg {CN_IDX_PROC, 1}, op 2.
