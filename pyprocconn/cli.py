@@ -6,6 +6,7 @@ import argparse
 import datetime
 import json
 import os
+import signal
 import stat
 import sys
 import time
@@ -21,7 +22,7 @@ EVENT_NAMES = {cls.NAME: cls.TYPE for cls in pc.EVENT_CLASSES.values() if cls.TY
 
 
 def _event_mask(text: str) -> pc.EventType:
-    mask = pc.EventType.NONE
+    mask = pc.EventType(0)
     for name in filter(None, (part.strip().lower() for part in text.split(","))):
         if name == "all":
             mask |= pc.EventType.ALL
@@ -35,17 +36,39 @@ def _event_mask(text: str) -> pc.EventType:
     return mask
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
+MAX_SECONDS = 10**9  # about 31 years: longer is a typo, and time arithmetic overflows
+
+
+def seconds(text: str) -> float:
+    """A duration: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= MAX_SECONDS:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds above 0 and at most {MAX_SECONDS:g}, not {text}"
+        )
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError("must be greater than 0")
     return value
 
 
-def _positive_int(text: str) -> int:
-    value = int(text, 0)
+def pid_number(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}") from None
     if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}")
     return value
 
 
@@ -54,8 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyprocconn",
         description="Stream the kernel's process events (fork, exec, uid, gid, sid, ptrace, "
         "comm, coredump, exit) as they happen.",
-        epilog="Exit status: 0 normal end (including Ctrl-C), 1 the kernel refused or has no "
-        "process events connector, 2 usage error.",
+        epilog="Also: 'pyprocconn wait PID...' waits for any processes and reports how they "
+        "ended; 'pyprocconn --check' says whether events will flow and why not. Exit status: "
+        "0 normal end (including Ctrl-C, SIGTERM, SIGHUP), 1 the kernel refused or has no "
+        "process events connector (or -p names no process), 2 usage error.",
+    )
+    parser.add_argument("--version", action="version", version=f"pyprocconn {pc.__version__}")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check this machine: one line per fact; exit 0 when events will flow",
     )
     parser.add_argument(
         "-e",
@@ -67,14 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: all); the kernel filters where it can",
     )
     parser.add_argument(
-        "--nonzero-exit", action="store_true", help="report only exits with a non-zero status"
+        "--nonzero-exit",
+        action="store_true",
+        help="exits only when their status is non-zero; alone, nothing but those exits "
+        "(with -e, the other listed types as well)",
     )
     parser.add_argument(
         "-p",
         "--pid",
-        type=_positive_int,
+        type=pid_number,
         metavar="PID",
-        help="only this process and its descendants",
+        help="only this process and its descendants (threads included)",
+    )
+    parser.add_argument(
+        "--until-exit",
+        action="store_true",
+        help="with -p: stop once the process and all its descendants have exited",
     )
     parser.add_argument(
         "-n", "--count", type=_positive_int, metavar="N", help="stop after N events"
@@ -82,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-D",
         "--duration",
-        type=_positive_float,
+        type=seconds,
         metavar="SECONDS",
         help="stop after this many seconds",
     )
@@ -126,7 +165,7 @@ _DETAILS: dict[str, Callable[[Any], str]] = {
     "uid": lambda e: f"ruid {e.ruid} euid {e.euid}",
     "gid": lambda e: f"rgid {e.rgid} egid {e.egid}",
     "ptrace": lambda e: "detached" if e.tracer_pid == 0 else f"tracer {e.tracer_pid}",
-    "comm": lambda e: f"comm {e.comm}",
+    "comm": lambda e: f"comm {shown_name(e.comm)}",
     "coredump": lambda e: f"parent {e.parent_pid}",
     "ack": lambda e: f"err {e.err}",
     "unknown": lambda e: f"what {e.what:#x} data {e.data.hex()}",
@@ -160,13 +199,11 @@ class ProcInfo:
                 raise FileNotFoundError
             if self.want_comm:
                 with open(f"/proc/{pid}/comm", "rb") as file:
-                    info["comm"] = file.read().rstrip(b"\n").decode("utf-8", "backslashreplace")
+                    info["comm"] = os.fsdecode(file.read().rstrip(b"\n"))
             if self.want_cmdline:
                 with open(f"/proc/{pid}/cmdline", "rb") as file:
                     raw = file.read().rstrip(b"\0")
-                info["cmdline"] = (
-                    [a.decode("utf-8", "backslashreplace") for a in raw.split(b"\0")] if raw else []
-                )
+                info["cmdline"] = [os.fsdecode(a) for a in raw.split(b"\0")] if raw else []
             self._cache[pid] = info
             info = dict(info, gone=False)
         except OSError:
@@ -215,15 +252,17 @@ class Output:
                 "time": when.isoformat(timespec="microseconds"),
             }
             record.update(event.to_dict())
+            if event.NAME == "exit":
+                record.update(exit_fields(event))
             if extra:
                 record["proc"] = extra
             self._write(_JSON.encode(record))
             return
         text = details(event)
         if extra:
-            known = [extra["comm"]] if "comm" in extra else []
+            known = [shown_name(extra["comm"])] if "comm" in extra else []
             if extra.get("cmdline"):
-                known.append(" ".join(extra["cmdline"]))
+                known.append(" ".join(shown_name(arg) for arg in extra["cmdline"]))
             text = " ".join(
                 filter(None, [text, *(f"[{k}]" for k in known), "(gone)" if extra["gone"] else ""])
             )
@@ -247,6 +286,26 @@ class Output:
             self._write(f"{when.strftime('%H:%M:%S.%f'):<15} {'LOST':<8} {'-':>7}  {notice}")
 
 
+def exit_fields(event: Any) -> dict[str, Any]:
+    """An exit's status decoded for JSON: ``exit_status`` (the value given to exit(), or
+    null), ``term_signal`` (the killing signal's name, or null), ``core_dumped``."""
+    number = event.term_signal
+    name = None
+    if number is not None:
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"SIG{number}"
+    return {"exit_status": event.exit_status, "term_signal": name, "core_dumped": event.core_dumped}
+
+
+def shown_name(name: str) -> str:
+    """A kernel or /proc name for the text columns: bytes that are not UTF-8 as ``\\xNN`` and a
+    backslash doubled, so the two can never be confused."""
+    raw = os.fsencode(name).replace(b"\\", b"\\\\")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _is_pipe(stream: TextIO) -> bool:
     try:
         return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode) or stream.isatty()
@@ -255,68 +314,162 @@ def _is_pipe(stream: TextIO) -> bool:
 
 
 class DescendantFilter:
-    """--pid: the process and everything it forks from now on."""
+    """--pid: the process and everything it forks from now on, followed by thread.
+
+    A process stays tracked while any of its threads lives: the kernel may report other
+    threads' exits after the main thread's, and a non-main thread's exec reports the main
+    thread's exit before the exec. Once its last thread is gone, its pid may be reused by an
+    unrelated process, so it is forgotten.
+    """
 
     def __init__(self, root: int) -> None:
         self.root = root
-        self.tracked = {root}
+        self.threads: dict[int, set[int]] = {root: _threads_of(root)}
+
+    @property
+    def done(self) -> bool:
+        """Every tracked process has exited."""
+        return not self.threads
 
     def __call__(self, event: pc.ProcEvent) -> bool:
-        if isinstance(event, pc.ForkEvent):
-            if event.parent_tgid in self.tracked or event.child_tgid in self.tracked:
-                self.tracked.add(event.child_tgid)
+        if event.NAME == "fork":
+            tgid = event.child_tgid
+            if event.parent_tgid in self.threads or tgid in self.threads:
+                self.threads.setdefault(tgid, set()).add(event.child_pid)
                 return True
             return False
         tgid = getattr(event, "process_tgid", None)
-        if tgid not in self.tracked:
+        threads = self.threads.get(tgid) if isinstance(tgid, int) else None
+        if threads is None:
             return False
-        main_thread_exit = isinstance(event, pc.ExitEvent) and event.process_pid == tgid
-        if main_thread_exit and tgid != self.root:
-            self.tracked.discard(tgid)  # its pid may be reused by an unrelated process
+        if event.NAME == "exec":  # exec leaves one thread, with the process's pid
+            threads.clear()
+            threads.add(event.process_tgid)
+        elif event.NAME == "exit":
+            threads.discard(event.process_pid)
+            if not threads:
+                del self.threads[event.process_tgid]
         return True
 
 
-def run(args: argparse.Namespace, stream: TextIO) -> int:
-    mask = args.events if args.events is not None else pc.EventType.ALL
+def _threads_of(pid: int) -> set[int]:
+    try:
+        return {int(name) for name in os.listdir(f"/proc/{pid}/task")}
+    except OSError:
+        return {pid}
+
+
+def _exists(pid: int) -> bool:
+    """Whether a live (not yet exited) process has this pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            state = file.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
+class _StopSignalError(Exception):
+    """SIGTERM or SIGHUP: end like Ctrl-C (unsubscribe, print the summary)."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _StopSignalError
+
+
+def _subscription(args: argparse.Namespace) -> tuple[pc.EventType, pc.EventType]:
+    """(what to subscribe to, what to show)."""
+    everything = pc.EventType.ALL
+    shown = args.events if args.events is not None else everything
     if args.nonzero_exit:
-        mask = (mask & ~pc.EventType.EXIT) | pc.EventType.NONZERO_EXIT
-    wanted: Callable[[pc.ProcEvent], bool] = (
-        DescendantFilter(args.pid) if args.pid else (lambda e: True)
-    )
+        base = args.events if args.events is not None else pc.EventType(0)
+        shown = (base & ~pc.EventType.EXIT) | _nonzero_exit()
+    subscribed = shown
+    if args.pid:  # following the tree needs its forks and exits whatever is shown
+        subscribed |= pc.EventType.FORK | pc.EventType.EXIT
+    return subscribed, shown
+
+
+def _nonzero_exit() -> pc.EventType:
+    return pc.EventType.__members__.get("NONZERO_EXIT", pc.EventType.EXIT)
+
+
+def _shows(shown: pc.EventType) -> Callable[[pc.ProcEvent], bool]:
+    everything = pc.EventType.ALL
+    nonzero_only = bool(shown & _nonzero_exit()) and not shown & pc.EventType.EXIT
+    if shown == everything:
+        return lambda event: True
+
+    def shows(event: pc.ProcEvent) -> bool:
+        if event.NAME == "exit":
+            return bool(shown & pc.EventType.EXIT) or (nonzero_only and bool(event.exit_code))
+        return bool(event.TYPE & shown)
+
+    return shows
+
+
+def _stream(
+    conn: pc.ProcConnector,
+    args: argparse.Namespace,
+    tree: DescendantFilter | None,
+    shows: Callable[[pc.ProcEvent], bool],
+    output: Output,
+) -> None:
+    """Print events until the count, the duration or (``--until-exit``) the tree ends."""
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    printed = 0
+    while args.count is None or printed < args.count:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            break
+        try:
+            batch = conn.recv_batch(remaining, linger=pc.DEFAULT_LINGER)
+        except pc.OverrunError as error:
+            output.lost(error.lost, error.cpu)
+            continue
+        for item in batch:
+            if item.NAME == "ack" or (tree is not None and not tree(item)):
+                continue
+            if shows(item):
+                output.event(item)
+                printed += 1
+                if args.count is not None and printed >= args.count:
+                    break
+        if args.until_exit and tree is not None and tree.done:
+            break
+
+
+def run(args: argparse.Namespace, stream: TextIO) -> int:
+    subscribed, shown = _subscription(args)
+    shows = _shows(shown)
+    tree = DescendantFilter(args.pid) if args.pid else None
     info = ProcInfo(args.comm, args.cmdline) if (args.comm or args.cmdline) else None
     started = time.monotonic()
-    deadline = None if args.duration is None else started + args.duration
-    printed = 0
     rcvbuf = args.rcvbuf if args.rcvbuf is not None else pc.DEFAULT_RCVBUF
-    conn = pc.ProcConnector(events=None if mask == pc.EventType.ALL else mask, rcvbuf=rcvbuf)
+    everything = subscribed == pc.EventType.ALL
+    conn = pc.ProcConnector(events=None if everything else subscribed, rcvbuf=rcvbuf)
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     output = Output(stream, args.json, info)
+    status = 0
     try:
-        while args.count is None or printed < args.count:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            try:
-                batch = conn.recv_batch(remaining, linger=pc.DEFAULT_LINGER)
-            except pc.OverrunError as error:
-                output.lost(error.lost, error.cpu)
-                continue
-            for item in batch:
-                if not isinstance(item, pc.AckEvent) and wanted(item):
-                    output.event(item)
-                    printed += 1
-                    if args.count is not None and printed >= args.count:
-                        break
-    except KeyboardInterrupt:
+        if args.pid and not _exists(args.pid):  # checked after subscribing: no race
+            print(f"pyprocconn: no process {args.pid}", file=sys.stderr)
+            status = 1
+            return status
+        _stream(conn, args, tree, shows, output)
+    except (KeyboardInterrupt, _StopSignalError):
         pass
     finally:
-        stats = conn.stats
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stats, granted = conn.stats, conn.rcvbuf
         conn.close()
-        if args.stats:
-            _print_stats(output.counts, stats, time.monotonic() - started)
-    return 0
+        if args.stats and not status:
+            _print_stats(output.counts, stats, time.monotonic() - started, granted)
+    return status
 
 
-def _print_stats(counts: Counter[str], stats: pc.Stats, elapsed: float) -> None:
+def _print_stats(counts: Counter[str], stats: pc.Stats, elapsed: float, rcvbuf: int) -> None:
     total = sum(counts.values())
     lines = [f"{name:<10} {count:>10}" for name, count in counts.most_common()]
     lost = str(stats.lost) if not (stats.overruns and not stats.lost) else "unknown"
@@ -326,12 +479,22 @@ def _print_stats(counts: Counter[str], stats: pc.Stats, elapsed: float) -> None:
         f"{'total':<10} {total:>10}",
         f"lost: {lost}; dropped datagrams: {stats.foreign} foreign, {stats.malformed} malformed",
         f"rate: {total / elapsed if elapsed > 0 else 0:.1f} events/s over {elapsed:.1f} s",
+        f"receive buffer: {rcvbuf} bytes granted by the kernel",
     ]
     print("\n".join(lines), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["wait"]:
+        from pyprocconn import wait
+
+        return wait.main(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.check:
+        from pyprocconn import check
+
+        return check.main()
     try:
         return run(args, sys.stdout)
     except BrokenPipeError:

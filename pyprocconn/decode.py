@@ -47,8 +47,10 @@ _new: Any = tuple.__new__  # builds an event from a tuple without a Python-level
 
 
 def decode_name(raw: bytes) -> str:
-    """A kernel name (``char[16]``, NUL-padded) as text; undecodable bytes as ``\\xNN``."""
-    return raw.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+    """A kernel name (``char[16]``, NUL-padded) as text, the way Python gives OS names
+    (``os.fsdecode``: a byte that is not UTF-8 becomes a lone surrogate); ``os.fsencode`` gives
+    the kernel's bytes back."""
+    return os.fsdecode(raw.split(b"\0", 1)[0])
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,9 @@ def test_json_lines_carry_exactly_the_event_fields() -> None:
         "exit_signal",
         "parent_pid",
         "parent_tgid",
+        "exit_status",
+        "term_signal",
+        "core_dumped",
     }
     assert exit_["exit_code"] == signal.SIGKILL and exit_["parent_pid"] == os.getpid()
     assert isinstance(exit_["time"], str)
@@ -225,3 +228,184 @@ def test_unavailable_connector_exits_1_with_one_sentence() -> None:
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith("pyprocconn: ") and len(done.stderr.strip().splitlines()) == 1
     assert "namespace" in done.stderr and "Traceback" not in done.stderr
+
+
+def _subscribed(pid: int, timeout: float = 15.0) -> None:
+    """Wait until process ``pid`` has a NETLINK_CONNECTOR socket in the process events group
+    (/proc/net/netlink: protocol 11, port id = its pid, group bit 1), then a moment for its
+    LISTEN."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/net/netlink") as table:
+            for line in table.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == "11" and fields[2] == str(pid) and int(fields[3], 16) & 1:
+                    time.sleep(0.3)
+                    return
+        time.sleep(0.02)
+    pytest.fail(f"process {pid} never subscribed")
+
+
+def _gated(script: str) -> subprocess.Popen[str]:
+    """A shell that runs ``script`` once told to (a line on its stdin)."""
+    return subprocess.Popen(
+        ["/bin/sh", "-c", f"read go; {script}"], stdin=subprocess.PIPE, text=True
+    )
+
+
+def _go(process: subprocess.Popen[str]) -> None:
+    assert process.stdin is not None
+    process.stdin.write("go\n")
+    process.stdin.flush()
+
+
+def test_pid_with_an_event_list_still_follows_the_tree() -> None:
+    root = _gated("for i in 1 2 3; do /bin/sh -c 'exit 3'; done; exit 0")
+    cli = Cli("--json", "-e", "exit", "-p", str(root.pid), "--until-exit")
+    _subscribed(cli.process.pid)
+    _go(root)
+    root.wait(timeout=10)
+    code, err = cli.finish(sig=0, timeout=20)  # --until-exit: it ends by itself
+    records = _json(cli.lines)
+    assert code == 0, err
+    assert {r["event"] for r in records} == {"exit"}
+    assert [r["exit_status"] for r in records] == [3, 3, 3, 0], records
+    assert records[-1]["process_pid"] == root.pid
+
+
+def test_pid_follows_a_thread_that_execs() -> None:
+    """A non-main thread's exec: the kernel reports the main thread's exit, the exec, then the
+    old thread's exit; the process goes on and its real exit comes later."""
+    code = (
+        "import os, sys, threading; sys.stdin.readline(); "
+        "threading.Thread(target=os.execv, args=('/bin/sh', ['sh', '-c', 'exit 4'])).start(); "
+        "threading.Event().wait()"
+    )
+    root = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, text=True)
+    cli = Cli("--json", "-p", str(root.pid), "--until-exit")
+    _subscribed(cli.process.pid)
+    _go(root)
+    root.wait(timeout=10)
+    status, err = cli.finish(sig=0, timeout=20)
+    records = [r for r in _json(cli.lines) if r.get("process_tgid") == root.pid]
+    assert status == 0, err
+    exec_ = [r for r in records if r["event"] == "exec"]
+    final = [r for r in records if r["event"] == "exit" and r["exit_status"] == 4]
+    assert exec_ and final, records
+
+
+def test_pid_of_no_process_says_so() -> None:
+    done = subprocess.run(
+        [*COMMAND, "-p", "999999"], capture_output=True, text=True, check=False, timeout=30
+    )
+    assert done.returncode == 1 and done.stderr == "pyprocconn: no process 999999\n"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_end_like_ctrl_c(sig: int) -> None:
+    cli = Cli("-S")
+    _subscribed(cli.process.pid)
+    code, err = cli.finish(sig=sig)
+    assert code == 0 and "total" in err and "receive buffer:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-D", "inf"], "must be a number of seconds above 0"),
+        (["-D", "1e300"], "must be a number of seconds above 0"),
+        (["-D", "nan"], "must be a number of seconds above 0"),
+        (["-p", "notanumber"], "not a process id: 'notanumber'"),
+        (["--rcvbuf", "x"], "not a whole number: 'x'"),
+    ],
+)
+def test_bad_values_are_usage_errors(args: list[str], message: str) -> None:
+    done = subprocess.run([*COMMAND, *args], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_version() -> None:
+    done = subprocess.run([*COMMAND, "--version"], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("pyprocconn ")
+
+
+def test_nonzero_exit_alone_shows_only_those_exits_with_their_status_decoded() -> None:
+    cli = Cli("--json", "--nonzero-exit")
+    _subscribed(cli.process.pid)
+    zero, failed = triggers.exit_with(0), triggers.exit_with(3)
+    killed = triggers.killed_by_sigkill()
+    assert cli.wait_for(lambda lines: bool(_json_for(lines, killed)))
+    cli.finish()
+    records = _json(cli.lines)
+    assert {r["event"] for r in records} == {"exit"} and not _json_for(cli.lines, zero)
+    (exit_3,) = _json_for(cli.lines, failed)
+    assert (exit_3["exit_status"], exit_3["term_signal"], exit_3["core_dumped"]) == (3, None, False)
+    (sigkill,) = _json_for(cli.lines, killed)
+    assert (sigkill["exit_status"], sigkill["term_signal"]) == (None, "SIGKILL")
+
+
+def test_names_that_are_not_utf8_are_unambiguous() -> None:
+    rename = (
+        "import ctypes, sys; libc = ctypes.CDLL(None); "
+        "libc.prctl(15, ctypes.c_char_p(sys.argv[1].encode('utf-8', 'surrogateescape')), 0, 0, 0)"
+    )
+    texts = Cli("-e", "comm")
+    as_json = Cli("--json", "-e", "comm")
+    _subscribed(texts.process.pid)
+    _subscribed(as_json.process.pid)
+    byte = triggers.run_python_args(rename, os.fsdecode(b"lit\xff"))
+    backslash = triggers.run_python_args(rename, "lit\\xff")
+    for cli in (texts, as_json):
+        assert cli.wait_for(lambda lines: any(str(backslash) in line for line in lines))
+        cli.finish()
+    shown = {line.split()[2]: line.split(None, 3)[3] for line in texts.lines[1:]}
+    assert shown[str(byte)] == "comm lit\\xff" and shown[str(backslash)] == "comm lit\\\\xff"
+    names = {r["process_pid"]: r["comm"] for r in _json(as_json.lines)}
+    assert os.fsencode(str(names[byte])) == b"lit\xff" and names[backslash] == "lit\\xff"
+
+
+def test_wait_reports_how_a_process_that_is_not_its_child_ended() -> None:
+    target = _gated("exit 5")
+    waiter = subprocess.Popen(
+        [*COMMAND, "wait", str(target.pid)], stdout=subprocess.PIPE, text=True
+    )
+    _subscribed(waiter.pid)
+    _go(target)
+    out, _ = waiter.communicate(timeout=30)
+    target.wait(timeout=10)
+    assert waiter.returncode == 5 and out == f"{target.pid} exit 5\n"
+
+
+def test_wait_times_out_and_knows_missing_processes() -> None:
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        done = subprocess.run(
+            [*COMMAND, "wait", "--json", "--timeout", "0.5", "999999", str(sleeper.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert done.returncode == 124  # the last pid's: a shell's wait would still be waiting
+    missing, running = (json.loads(line) for line in done.stdout.splitlines())
+    assert missing == {
+        "pid": 999999,
+        "ended": False,
+        "exit_code": None,
+        "reason": "no such process",
+    }
+    assert running["reason"] == "timeout"
+
+
+def test_check_says_events_will_flow() -> None:
+    done = subprocess.run(
+        [*COMMAND, "--check"], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    facts = {line[:32].strip(): line[32:].strip() for line in done.stdout.splitlines()}
+    assert facts["subscription"] == "acknowledged by the kernel"
+    assert facts["events will flow"] == "yes" and facts["netlink connector"] == "present"
+    assert facts["user namespace"] == facts["pid namespace"] == "initial"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import json
+import os
 import signal
 import struct
 import sys
@@ -208,11 +209,17 @@ def test_unknown_event_type_keeps_its_raw_data() -> None:
     assert event.data == golden("exec")[52:76]
 
 
-def test_comm_that_is_not_utf8_is_kept_readable() -> None:
+def test_comm_that_is_not_utf8_round_trips_like_an_os_name() -> None:
+    """os.fsdecode's convention: undecodable bytes become lone surrogates, os.fsencode gives
+    the kernel's bytes back, and a name spelling a backslash escape stays distinct."""
     data = bytearray(golden("comm"))
     data[60:64] = b"\xff\xfeab"
     (event,) = pc.parse_events(data)
-    assert event.comm.startswith("\\xff\\xfeab")
+    assert os.fsencode(event.comm).startswith(b"\xff\xfeab")
+    assert event.comm.startswith("\udcff\udcfeab")
+    data[60:64] = b"\\xff"
+    (literal,) = pc.parse_events(data)
+    assert literal.comm.startswith("\\xff") and literal.comm != event.comm
 
 
 def test_exit_status_helpers() -> None:

@@ -36,6 +36,13 @@ def run_python(code: str) -> int:
     return child.pid
 
 
+def run_python_args(code: str, *args: str) -> int:
+    """Like :func:`run_python`, with command-line arguments (as ``sys.argv[1:]``)."""
+    child = subprocess.Popen([sys.executable, "-c", code, *args])
+    child.wait(timeout=30)
+    return child.pid
+
+
 def exit_with(status: int) -> int:
     child = subprocess.Popen(["/bin/sh", "-c", f"exit {status}"])
     child.wait(timeout=30)

@@ -1,0 +1,109 @@
+"""``pyprocconn --check``: why do I see no events? One line per fact, measured on this machine.
+
+Exit status 0 when events will flow to this process, 1 when they will not.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import platform
+import socket
+import subprocess
+from collections.abc import Callable
+
+from pyprocconn.connector import MAX_RCVBUF, ProcConnector
+from pyprocconn.errors import ConnectorUnavailableError
+from pyprocconn.events import EventType
+from pyprocconn.kernel import connector, netlink
+
+# The inode numbers of the initial namespaces (the kernel's include/linux/proc_ns.h:
+# PROC_USER_INIT_INO, PROC_PID_INIT_INO): the connector answers only there.
+_INITIAL_NAMESPACES = {"user": 0xEFFFFFFD, "pid": 0xEFFFFFFC}
+_NOBODY = 65534
+
+
+def _namespace(kind: str) -> str:
+    try:
+        inode = os.stat(f"/proc/self/ns/{kind}").st_ino
+    except OSError as error:
+        return f"unknown ({error.strerror})"
+    return "initial" if inode == _INITIAL_NAMESPACES[kind] else f"not the initial one ({inode})"
+
+
+def _others_listening() -> bool:
+    """A socket in the group that never subscribed gets events only while someone listens."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, netlink.NETLINK_CONNECTOR) as probe:
+        probe.bind((0, connector.CN_IDX_PROC))
+        probe.settimeout(0.3)
+        subprocess.run(["/bin/true"], check=True)
+        try:
+            probe.recv(4096)
+        except TimeoutError:
+            return False
+        return True
+
+
+def _unprivileged_subscription() -> str:
+    """Whether a process with no privilege can subscribe (kernels 6.6+), tried as nobody."""
+    if os.geteuid() != 0:
+        return "this process is unprivileged: see above"
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # drop every privilege, then subscribe like anyone would
+        answer = b"yes"
+        try:
+            os.setgroups([])
+            os.setgid(_NOBODY)
+            os.setuid(_NOBODY)
+            ProcConnector(ack_timeout=1.0, rcvbuf=None).close()
+        except OSError as error:
+            answer = f"no ({error.strerror or error})".encode()
+        finally:
+            os.write(write_end, answer)
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        return pipe.read().decode() or "unknown (the test process failed)"
+
+
+def facts() -> tuple[list[tuple[str, str]], bool]:
+    """(fact, value) lines, and whether events will flow to this process."""
+    lines = [("kernel", f"Linux {platform.release()} {platform.machine()}")]
+    lines.append(("user namespace", _namespace("user")))
+    lines.append(("pid namespace", _namespace("pid")))
+    try:
+        socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, netlink.NETLINK_CONNECTOR).close()
+        lines.append(("netlink connector", "present"))
+    except OSError as error:
+        lines.append(("netlink connector", f"absent ({error.strerror}: CONFIG_CONNECTOR)"))
+        return lines, False
+    lines.append(("other listeners", "yes" if _others_listening() else "none"))
+    try:
+        conn = ProcConnector(ack_timeout=1.0)
+    except ConnectorUnavailableError as error:
+        lines.append(("subscription", f"no answer from the kernel: {error.strerror}"))
+        return lines, False
+    except OSError as error:
+        name = errno.errorcode.get(error.errno or 0, "?")
+        lines.append(("subscription", f"refused ({name}: {error.strerror})"))
+        return lines, False
+    with conn:
+        lines.append(("subscription", "acknowledged by the kernel"))
+        conn.rcvbuf = MAX_RCVBUF
+        lines.append(("largest receive buffer granted", f"{conn.rcvbuf} bytes"))
+    with ProcConnector(events=EventType.EXEC, ack_timeout=1.0) as filtered:
+        mode = filtered.filter_mode
+    lines.append(("kernel-side event filter", "yes" if mode == "kernel" else f"no ({mode} space)"))
+    lines.append(("unprivileged subscription", _unprivileged_subscription()))
+    return lines, True
+
+
+def main(write: Callable[[str], object] = print) -> int:
+    lines, flowing = facts()
+    width = max(len(name) for name, _ in lines)
+    for name, value in lines:
+        write(f"{name:<{width}}  {value}")
+    write(f"{'events will flow':<{width}}  {'yes' if flowing else 'no'}")
+    return 0 if flowing else 1

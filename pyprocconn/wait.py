@@ -1,0 +1,139 @@
+"""Wait for processes that are not your children and learn how each ended.
+
+``pidfd`` needs one descriptor per process and gives no status for a process that is not your
+child; one connector subscription covers any number of processes and carries the wait(2)
+status of each. The command: ``pyprocconn wait [--timeout S] [--json] PID...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pyprocconn.connector import ProcConnector
+from pyprocconn.errors import OverrunError
+from pyprocconn.events import EventType, ExitStatus
+
+
+@dataclass(frozen=True)
+class Ended(ExitStatus):
+    """How a process ended: ``exit_code`` is the wait(2) status (decode it with
+    :meth:`describe_status`, :attr:`exit_status`, :attr:`term_signal`); ``timestamp_ns`` is
+    the kernel's CLOCK_MONOTONIC time of the exit, None when it was not seen (a zombie found
+    at the start: its status is read from ``/proc``)."""
+
+    pid: int
+    exit_code: int
+    timestamp_ns: int | None
+
+
+def _state(pid: int) -> tuple[str, int] | None:
+    """(state letter, wait status) from /proc/PID/stat; None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            fields = file.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # After the name: state is field 3, exit_code (a zombie's wait status) field 52.
+    return fields[0].decode(), int(fields[49]) if len(fields) > 49 else 0
+
+
+def wait_for_exits(pids: Iterable[int], timeout: float | None = None) -> dict[int, Ended | None]:
+    """Wait until every process in ``pids`` has ended, or ``timeout`` seconds pass.
+
+    Returns each pid's :class:`Ended`; None for a pid that was no process at the start, or that
+    had not ended by the timeout (check :func:`os.path.exists` of ``/proc/PID`` to tell them
+    apart). Race-free: the subscription is acknowledged before the processes are looked up,
+    so a process that exits meanwhile is still seen. Needs what the connector needs.
+    """
+    wanted = set(pids)
+    results: dict[int, Ended | None] = {}
+    with ProcConnector(events=EventType.EXIT) as conn:
+        for pid in sorted(wanted):
+            state = _state(pid)
+            if state is None or state[0] == "X":
+                results[pid] = None
+            elif state[0] == "Z":  # ended before we listened: the status waits in /proc
+                results[pid] = Ended(pid, state[1], None)
+        waiting = wanted - set(results)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while waiting:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            try:
+                batch = conn.recv_batch(remaining)
+            except OverrunError:  # lost exits may be ours: look at what is left
+                batch = []
+                for pid in list(waiting):
+                    state = _state(pid)
+                    if state is None or state[0] in "ZX":
+                        results[pid] = Ended(pid, state[1] if state else 0, None)
+                        waiting.discard(pid)
+            for event in batch:
+                tgid = getattr(event, "process_tgid", None)
+                if tgid in waiting:
+                    state = _state(tgid)
+                    if state is None or state[0] in "ZX":  # its last thread is gone
+                        results[tgid] = Ended(tgid, event.exit_code, event.timestamp_ns)
+                        waiting.discard(tgid)
+    return {pid: results.get(pid) for pid in sorted(wanted)}
+
+
+def _shell_status(ended: Ended | None) -> int:
+    """What a shell's ``wait`` returns: the exit status, or 128 + the killing signal."""
+    if ended is None:
+        return 127
+    signal_number = ended.term_signal
+    return 128 + signal_number if signal_number is not None else int(ended.exit_status or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pyprocconn.cli import pid_number, seconds
+
+    parser = argparse.ArgumentParser(
+        prog="pyprocconn wait",
+        description="Wait for processes (any, not only your children) and report how each ended.",
+        epilog="Exit status: like a shell's wait, the last PID's: its exit status, 128 + the "
+        "signal that killed it, 127 when it was no process; 124 on timeout; 1 when the "
+        "connector is unavailable.",
+    )
+    parser.add_argument("pids", nargs="+", type=pid_number, metavar="PID")
+    parser.add_argument("-t", "--timeout", type=seconds, metavar="SECONDS")
+    parser.add_argument("--json", action="store_true", help="one JSON object per PID")
+    args = parser.parse_args(argv)
+    try:
+        results = wait_for_exits(args.pids, args.timeout)
+    except OSError as error:
+        print(f"pyprocconn wait: {error.strerror or error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    status = 0
+    for pid in args.pids:
+        ended = results[pid]
+        gone = ended is None and not os.path.exists(f"/proc/{pid}")
+        if ended is None:
+            text = "no such process" if gone else "still running (timeout)"
+            status = 127 if gone else 124
+        else:
+            text = ended.describe_status()
+            status = _shell_status(ended)
+        if args.json:
+            record = {"pid": pid, "ended": ended is not None, "exit_code": None}
+            if ended is not None:
+                from pyprocconn.cli import exit_fields
+
+                record = {"pid": pid, "ended": True, "exit_code": ended.exit_code}
+                record.update(exit_fields(ended))
+            else:
+                record["reason"] = "no such process" if gone else "timeout"
+            print(json.dumps(record), flush=True)
+        else:
+            print(f"{pid} {text}", flush=True)
+    return status
