@@ -32,6 +32,8 @@ _API = {
     "NetlinkMessage": "parse",
     "NetlinkMessageIter": "parse",
     "subscription_request": "wire",
+    "wait_for_exits": "wait",
+    "Ended": "wait",
 }
 # The seed crate's names (C constants, sizes, byte offsets), still importable from here so
 # existing code keeps working; the C names live in pyprocconn.kernel.*, the others in wire.
@@ -63,6 +65,8 @@ if TYPE_CHECKING:
     from pyprocconn.parse import NetlinkMessage as NetlinkMessage
     from pyprocconn.parse import NetlinkMessageIter as NetlinkMessageIter
     from pyprocconn.parse import parse_events as parse_events
+    from pyprocconn.wait import Ended as Ended
+    from pyprocconn.wait import wait_for_exits as wait_for_exits
     from pyprocconn.wire import subscription_request as subscription_request
 
     # The event classes and the seed names come from the generated layer: any type.

@@ -8,8 +8,6 @@ older kernel's shorter struct) is None. Behaviour written by hand (:class:`ExitS
 attaches by event name and checks at import that the fields it reads exist.
 """
 
-from __future__ import annotations
-
 import enum
 import os
 import signal
@@ -21,15 +19,15 @@ from pyprocconn import layout
 if TYPE_CHECKING:
 
     class _EventTypeMeta(enum.EnumMeta):
-        def __getattr__(cls, name: str) -> EventType: ...
+        def __getattr__(cls, name: str) -> "EventType": ...
 
     class EventType(enum.IntFlag, metaclass=_EventTypeMeta):
         """The kernel's event bits (``enum proc_cn_event``); also a subscription mask."""
 
         @classmethod
-        def from_name(cls, name: str) -> EventType: ...
+        def from_name(cls, name: str) -> "EventType": ...
         @classmethod
-        def from_names(cls, names: str) -> EventType: ...
+        def from_names(cls, names: str) -> "EventType": ...
 
 else:
 
