@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import dataclasses
 import errno
@@ -91,6 +92,7 @@ class ProcConnector:
         self._linger = linger
         self._stream = Stream(mask=mask, on_ack=self._on_ack)
         self._counters = self._stream.counters
+        self._listen_mask: int | bool | None = False  # the last LISTEN sent (False: none)
         self._awaiting: int | None = None  # cn_msg.ack of the answer to our pending request
         self._answer: int | None = None  # its err, once it came
         self._pending: deque[ProcEvent | EventsLost] = deque()
@@ -127,9 +129,20 @@ class ProcConnector:
                 ) from None
             self._subscribe(ack_timeout)
         except BaseException:
+            self._undo_listen()
             _libc.close(self._fd)
             self._fd = -1
             raise
+
+    def _undo_listen(self) -> None:
+        """After a failed construction: a LISTEN the kernel may have counted (no error ack came
+        for it) gets its IGNORE, in the same form, or the kernel's listener count leaks."""
+        if self._listen_mask is False:
+            return
+        mask = None if self._listen_mask is None else int(self._listen_mask)
+        with contextlib.suppress(OSError):
+            ignore = subscription_request(cn_proc.PROC_CN_MCAST_IGNORE, mask, self._token())
+            _libc.sendto_kernel(self._fd, ignore)
 
     # -- subscription ----------------------------------------------------------------------
     def _subscribe(self, ack_timeout: float) -> None:
@@ -173,6 +186,8 @@ class ProcConnector:
         """Send one request and wait for its ack: its err, or None when none came in time."""
         token = self._token()
         self._awaiting, self._answer = (token + 1) & 0xFFFFFFFF, None
+        if op == cn_proc.PROC_CN_MCAST_LISTEN:
+            self._listen_mask = mask  # the form sent; False once refused
         _libc.sendto_kernel(self._fd, subscription_request(op, mask, token))
         deadline = time.monotonic() + timeout
         try:
@@ -181,6 +196,8 @@ class ProcConnector:
                 if remaining <= 0:
                     return None
                 self._fill(remaining, 0.0)
+            if self._answer and op == cn_proc.PROC_CN_MCAST_LISTEN:
+                self._listen_mask = False  # refused: nothing was counted
             return self._answer
         finally:
             self._awaiting = None

@@ -111,11 +111,11 @@ MUTATIONS = [
         "the iterator drops EventsLost",
         "loss is never silent",
         "pyprocconn/connector.py",
-        "                yield self._take()\n            self._fill(None, self._linger)",
-        "                item = self._take()\n"
-        "                if type(item) is not EventsLost:\n"
-        "                    yield item\n"
-        "            self._fill(None, self._linger)",
+        "                    yield self._take()\n                self._fill(None, self._linger)",
+        "                    item = self._take()\n"
+        "                    if type(item) is not EventsLost:\n"
+        "                        yield item\n"
+        "                self._fill(None, self._linger)",
         (LOSS,),
     ),
     Mutation(
@@ -156,11 +156,11 @@ MUTATIONS = [
         "the async iterator drops EventsLost",
         "loss is never silent",
         "pyprocconn/connector.py",
-        "                yield self._take()\n            ready = loop.create_future()",
-        "                item = self._take()\n"
-        "                if type(item) is not EventsLost:\n"
-        "                    yield item\n"
-        "            ready = loop.create_future()",
+        "                    yield self._take()\n                ready = loop.create_future()",
+        "                    item = self._take()\n"
+        "                    if type(item) is not EventsLost:\n"
+        "                        yield item\n"
+        "                ready = loop.create_future()",
         (LOSS,),
     ),
     # One more per SECURITY.md guarantee, on code the thirteen do not touch.
@@ -205,6 +205,30 @@ MUTATIONS = [
         (LOSS,),
     ),
     Mutation(
+        "a second thread is let in",
+        "threads rule: one thread at a time",
+        "pyprocconn/connector.py",
+        "            if self._user not in (None, me):",
+        "            if False:",
+        ("tests/test_library_edges.py::test_two_threads_on_one_connector_are_told_the_rule",),
+    ),
+    Mutation(
+        "a caller buffer too small is read anyway",
+        "bad input loses nothing",
+        "pyprocconn/connector.py",
+        "            if waiting > len(view):",
+        "            if False:",
+        ("tests/test_library_edges.py::test_a_buffer_too_small_is_an_error_and_loses_nothing",),
+    ),
+    Mutation(
+        "an interrupted construction leaves its LISTEN counted",
+        "resources: every LISTEN is matched by an IGNORE",
+        "pyprocconn/connector.py",
+        "        except BaseException:\n            self._undo_listen()",
+        "        except BaseException:\n            pass",
+        (f"{GUARANTEES}::test_a_construction_interrupted_while_waiting_for_the_ack_unsubscribes",),
+    ),
+    Mutation(
         "close leaks the descriptor",
         "resources: no descriptor leaks",
         "pyprocconn/connector.py",
@@ -236,15 +260,18 @@ MUTATIONS = [
 
 def _pytest(copy: Path, tests: tuple[str, ...]) -> tuple[int, str]:
     environment = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-        cwd=copy,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+            cwd=copy,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return 1, "hung for 300 s (a hang is not a pass)"
     lines = done.stdout.strip().splitlines()
     return done.returncode, lines[-1] if lines else done.stderr.strip()[-200:]
 

@@ -191,3 +191,27 @@ def test_no_listener_is_left_on_the_machine(listeners_at_start: bool) -> None:
     for _ in range(100):
         pc.ProcConnector().close()
     assert not paths.passive_member_sees_events()
+
+
+def test_a_construction_interrupted_while_waiting_for_the_ack_unsubscribes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C after LISTEN went out and before its ack came: the kernel counted the LISTEN,
+    so the failed construction must send IGNORE before closing."""
+    duplicates: list[int] = []
+    real_bind = _libc.bind_netlink
+
+    def bind_and_keep(fd: int, groups: int) -> None:
+        real_bind(fd, groups)
+        duplicates.append(os.dup(fd))
+
+    def interrupted(*args: object) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_libc, "bind_netlink", bind_and_keep)
+    monkeypatch.setattr(pc.ProcConnector, "_fill", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pc.ProcConnector()
+    monkeypatch.undo()
+    (duplicate,) = duplicates
+    assert not _kernel_still_sends_to(duplicate)

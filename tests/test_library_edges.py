@@ -92,14 +92,16 @@ def test_two_threads_on_one_connector_are_told_the_rule() -> None:
                 results.append(item)
                 break
 
-        thread = threading.Thread(target=reader)
+        thread = threading.Thread(target=reader, daemon=True)
         thread.start()
         assert inside.wait(5)
         time.sleep(0.2)
-        for call in (lambda: conn.recv_timeout(0.1), lambda: conn.recv_batch(0.1)):
-            with pytest.raises(RuntimeError, match="one thread at a time"):
-                call()
-        with ticking(0.2, lambda: triggers.set_comm("pyprocconn-rule")):
-            thread.join(timeout=15)
+        try:
+            for call in (lambda: conn.recv_timeout(0.1), lambda: conn.recv_batch(0.1)):
+                with pytest.raises(RuntimeError, match="one thread at a time"):
+                    call()
+        finally:  # whatever happened, let the reader finish
+            with ticking(0.2, lambda: triggers.set_comm("pyprocconn-rule")):
+                thread.join(timeout=15)
         assert not thread.is_alive() and isinstance(results[0], pc.CommEvent)
         conn.recv_batch(0.1)  # the reader is done: this thread may use it now, no error
