@@ -248,8 +248,8 @@ MUTATIONS = [
         "a failed construction leaks its socket",
         "namespaces: no descriptor left behind",
         "pyprocconn/connector.py",
-        "        except BaseException:\n            _libc.close(self._fd)",
-        "        except BaseException:\n            pass",
+        "            self._undo_listen()\n            _libc.close(self._fd)",
+        "            self._undo_listen()\n            pass",
         (
             f"{HOSTILE}::test_outside_the_initial_namespaces_construction_fails_cleanly",
             f"{GUARANTEES}::test_a_refused_subscription_raises_with_the_kernels_errno",
