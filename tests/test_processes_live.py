@@ -1,0 +1,146 @@
+"""The process table against the real kernel (and, for pid reuse, fed events by hand)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import pyprocconn as pc
+from pyprocconn.processes import Exited, ProcessTable, Record, Resynced, Seen
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
+
+
+class Running:
+    """A table iterating in a thread, collecting its records."""
+
+    def __init__(self, table: ProcessTable) -> None:
+        self.table = table
+        self.records: list[Record] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for record in self.table:
+            self.records.append(record)
+
+    def wait_for(self, found: Callable[[list[Record]], bool], timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not found(list(self.records)):
+            assert time.monotonic() < deadline, f"not seen within {timeout} s"
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def table() -> Iterator[ProcessTable]:
+    with ProcessTable() as process_table:
+        yield process_table
+
+
+def _exited(records: list[Record], pid: int) -> list[Exited]:
+    return [r for r in records if isinstance(r, Exited) and r.process.pid == pid]
+
+
+def test_the_snapshot_sees_a_process_started_before() -> None:
+    sleeper = subprocess.Popen(["sleep", "30"])
+    time.sleep(0.1)  # exec'd by now
+    try:
+        with ProcessTable() as table:
+            process = table.processes[sleeper.pid]
+            assert process.origin == "snapshot" and process.argv == ["sleep", "30"]
+            assert process.ppid == os.getpid() and process.uid == os.getuid()
+            assert process.start_ns is not None and process.start_ns <= time.monotonic_ns()
+            assert table.processes[2].kernel_thread  # kthreadd
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_short_lived_childs_exit_carries_its_argv_lifetime_and_status(
+    table: ProcessTable,
+) -> None:
+    running = Running(table)
+    child = subprocess.Popen(["/bin/sh", "-c", "sleep 0.05; exit 3"])
+    child.wait(timeout=10)
+    running.wait_for(lambda records: bool(_exited(records, child.pid)))
+    (exited,) = _exited(running.records, child.pid)
+    assert exited.process.argv == ["/bin/sh", "-c", "sleep 0.05; exit 3"]
+    assert exited.process.origin == "fork" and exited.process.complete
+    assert exited.exit_status == 3 and exited.describe_status() == "exit 3"
+    assert exited.lifetime_ns is not None and 50_000_000 <= exited.lifetime_ns < 10_000_000_000
+    assert exited.parents[0] == os.getpid()
+    seen = [r.event.NAME for r in running.records if isinstance(r, Seen)
+            and r.process is not None and r.process.pid == child.pid]  # fmt: skip
+    assert seen[0] == "fork" and "exec" in seen and seen[-1] == "exit"
+
+
+def test_a_loss_is_followed_by_a_resync_that_finds_what_happened_meanwhile() -> None:
+    doomed = subprocess.Popen(["sleep", "30"])
+    time.sleep(0.1)
+    with ProcessTable(pc.ProcConnector(rcvbuf=4096)) as table:
+        assert doomed.pid in table.processes
+        for burst in [subprocess.Popen(["/bin/true"]) for _ in range(200)]:
+            burst.wait(timeout=30)  # the small buffer is full: the kernel now drops everything
+        newcomer = subprocess.Popen(["sleep", "30"])  # starts unseen
+        doomed.send_signal(signal.SIGKILL)  # ends unseen
+        doomed.wait(timeout=10)
+        time.sleep(0.1)
+        try:
+            running = Running(table)
+            running.wait_for(lambda records: any(isinstance(r, Resynced) for r in records))
+            resync = next(r for r in running.records if isinstance(r, Resynced))
+            assert doomed.pid in [e.process.pid for e in resync.vanished]
+            assert all(e.unknown for e in resync.vanished)
+            assert newcomer.pid in [p.pid for p in resync.appeared]
+            assert table.processes[newcomer.pid].origin == "late"
+        finally:
+            newcomer.kill()
+            newcomer.wait()
+        table.conn.close()
+
+
+def _fork(pid: int, parent: int, when: int) -> pc.ProcEvent:
+    cls = pc.ForkEvent
+    return cls(pc.PROC_EVENT_FORK, 0, when, parent, parent, pid, pid)  # type: ignore[no-any-return]
+
+
+def _exit(pid: int, parent: int, when: int, code: int = 0) -> pc.ProcEvent:
+    cls = pc.ExitEvent
+    return cls(pc.PROC_EVENT_EXIT, 0, when, pid, pid, code, 17, parent, parent)  # type: ignore[no-any-return]
+
+
+def test_pid_reuse_does_not_merge_two_processes() -> None:
+    """Fed by hand (pid reuse cannot be forced quickly): the same pid twice is two processes,
+    and a fork of a pid the table still holds ends the old one as unseen."""
+    with ProcessTable(snapshot=False) as table:
+        pid, parent = 4_000_001, 4_000_000
+        table.update(_fork(pid, parent, 1_000))
+        first = table.processes[pid]
+        (_, exited) = table.update(_exit(pid, parent, 2_000, 0x300))
+        assert isinstance(exited, Exited) and exited.process is first
+        assert exited.lifetime_ns == 1_000 and exited.exit_status == 3
+        table.update(_fork(pid, parent, 5_000))
+        second = table.processes[pid]
+        assert second is not first and second.key == (pid, 5_000)
+        records = table.update(_fork(pid, parent, 9_000))  # its exit was never seen
+        ended = [r for r in records if isinstance(r, Exited)]
+        assert [e.process.key for e in ended] == [(pid, 5_000)] and ended[0].unknown
+        assert table.processes[pid].key == (pid, 9_000)
+
+
+def test_memory_stays_bounded_under_churn(table: ProcessTable) -> None:
+    running = Running(table)
+    before = len(table.processes)
+    children = [subprocess.Popen(["/bin/true"]) for _ in range(1500)]
+    for child in children:
+        child.wait(timeout=30)
+    running.wait_for(lambda records: bool(_exited(records, children[-1].pid)), timeout=30)
+    time.sleep(0.2)
+    assert len(table.processes) <= before + 20  # the children are gone from the table
+    assert len(table._captured) <= 4096
