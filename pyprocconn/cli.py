@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 import pyprocconn as pc
+from pyprocconn import monitor
 
 _JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder for every line
 # Every event type the generated layer has a class for (new ones too), by its short name.
@@ -127,10 +128,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per event")
     parser.add_argument(
-        "--comm", action="store_true", help="add the process name from /proc (best effort)"
+        "--raw",
+        action="store_true",
+        help="the plain event stream: no process table, nothing read from /proc",
     )
     parser.add_argument(
-        "--cmdline", action="store_true", help="add the command line from /proc (best effort)"
+        "--threads", action="store_true", help="show threads' creation and exit too"
+    )
+    parser.add_argument("--tree", action="store_true", help="indent by depth in the process tree")
+    parser.add_argument("-x", "--ids", action="store_true", help="add UID, EUID and USER columns")
+    parser.add_argument(
+        "--user", metavar="USER", help="only processes whose real or effective user is USER"
+    )
+    parser.add_argument(
+        "--cgroup", metavar="TEXT", help="only processes whose cgroup path contains TEXT"
+    )
+    parser.add_argument(
+        "-r",
+        "--realtime",
+        action="store_true",
+        help="run under SCHED_FIFO (like forkstat -r): command lines of short-lived "
+        "processes are read before they are gone",
+    )
+    parser.add_argument(
+        "--comm", action="store_true", help="with --raw: add the process name from /proc"
+    )
+    parser.add_argument(
+        "--cmdline", action="store_true", help="with --raw: add the command line from /proc"
     )
     parser.add_argument(
         "-S",
@@ -218,15 +242,25 @@ class ProcInfo:
 class Output:
     """Writes events and loss notices in the chosen format; counts for --stats."""
 
-    def __init__(self, stream: TextIO, as_json: bool, info: ProcInfo | None) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        as_json: bool,
+        info: ProcInfo | None,
+        table: bool = False,
+        ids: bool = False,
+        tree: bool = False,
+    ) -> None:
         self.stream, self.as_json, self.info = stream, as_json, info
+        self.table, self.ids, self.tree = table, ids, tree
         self.flush_each = _is_pipe(stream)
         # CLOCK_MONOTONIC (the kernel's timestamp_ns) to wall-clock time.
         self.wall_offset_ns = time.time_ns() - time.monotonic_ns()
         self.zone = datetime.datetime.now().astimezone().tzinfo  # looked up once, not per event
         self.counts: Counter[str] = Counter()
         if not as_json:
-            self._write(f"{'TIME':<15} {'EVENT':<8} {'PID':>7}  DETAILS")
+            columns = f"{'UID':>6} {'EUID':>6} {'USER':<10} " if ids else ""
+            self._write(f"{'TIME':<15} {'EVENT':<8} {'PID':>7}  {columns}DETAILS".rstrip())
 
     def _write(self, line: str) -> None:
         self.stream.write(line + "\n")
@@ -239,7 +273,7 @@ class Output:
         ) + self.wall_offset_ns
         return datetime.datetime.fromtimestamp(wall_ns / 1e9, self.zone)
 
-    def event(self, event: pc.ProcEvent) -> None:
+    def event(self, event: pc.ProcEvent, process: Any = None, depth: int = 0) -> None:
         self.counts[event.NAME] += 1
         when = self._time(event.timestamp_ns)
         pid = subject_pid(event)
@@ -254,11 +288,21 @@ class Output:
             record.update(event.to_dict())
             if event.NAME == "exit":
                 record.update(exit_fields(event))
+                if process is not None and process.start_ns is not None:
+                    record["duration_s"] = (event.timestamp_ns - process.start_ns) / 1e9
             if extra:
                 record["proc"] = extra
+            if self.table:
+                record["process"] = monitor.process_fields(process)
             self._write(_JSON.encode(record))
             return
         text = details(event)
+        if self.table:
+            text = ("  " * depth if self.tree else "") + monitor.describe(event, process, text)
+            if self.ids:
+                uid, euid = (getattr(process, name, None) for name in ("uid", "euid"))
+                user = monitor.user_name(euid)
+                text = f"{_or_dash(uid):>6} {_or_dash(euid):>6} {user:<10} {text}"
         if extra:
             known = [shown_name(extra["comm"])] if "comm" in extra else []
             if extra.get("cmdline"):
@@ -267,9 +311,36 @@ class Output:
                 filter(None, [text, *(f"[{k}]" for k in known), "(gone)" if extra["gone"] else ""])
             )
         pid_text = "-" if pid is None else str(pid)
-        self._write(
-            f"{when.strftime('%H:%M:%S.%f'):<15} {event.NAME:<8} {pid_text:>7}  {text}".rstrip()
-        )
+        name = "thread" if self.table and monitor.is_thread(event) else event.NAME
+        self._write(f"{when.strftime('%H:%M:%S.%f'):<15} {name:<8} {pid_text:>7}  {text}".rstrip())
+
+    def resync(self, record: Any) -> None:
+        """After a loss, /proc was rescanned: say what changed unseen."""
+        when = self._time(None)
+        vanished = [e.process.pid for e in record.vanished]
+        appeared = [p.pid for p in record.appeared]
+        if self.as_json:
+            fields = {"vanished": vanished, "appeared": appeared}
+            self._write(_JSON.encode({"event": "resync", "time": when.isoformat(), **fields}))
+        else:
+            self._write(
+                f"{when.strftime('%H:%M:%S.%f'):<15} {'RESYNC':<8} {'-':>7}  /proc rescanned: "
+                f"{len(vanished)} ended unseen, {len(appeared)} started unseen"
+            )
+
+    def vanished(self, record: Any) -> None:
+        """A process whose end was not seen (its pid was reused)."""
+        when = self._time(None)
+        pid = record.process.pid
+        if self.as_json:
+            fields = {"pid": pid, "process": monitor.process_fields(record.process)}
+            self._write(_JSON.encode({"event": "vanished", "time": when.isoformat(), **fields}))
+        else:
+            command = monitor.command_of(record.process)
+            self._write(
+                f"{when.strftime('%H:%M:%S.%f'):<15} {'VANISHED':<8} {pid:>7}  "
+                f"ended unseen  {command}"
+            )
 
     def lost(self, lost: int | None, cpu: int | None) -> None:
         when = self._time(None)
@@ -284,6 +355,10 @@ class Output:
         else:
             notice = pc.EventsLost(lost, cpu)
             self._write(f"{when.strftime('%H:%M:%S.%f'):<15} {'LOST':<8} {'-':>7}  {notice}")
+
+
+def _or_dash(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def exit_fields(event: Any) -> dict[str, Any]:
@@ -443,20 +518,31 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
     subscribed, shown = _subscription(args)
     shows = _shows(shown)
     tree = DescendantFilter(args.pid) if args.pid else None
+    raw = args.raw or args.comm or args.cmdline
     info = ProcInfo(args.comm, args.cmdline) if (args.comm or args.cmdline) else None
     started = time.monotonic()
     rcvbuf = args.rcvbuf if args.rcvbuf is not None else pc.DEFAULT_RCVBUF
     everything = subscribed == pc.EventType.ALL
     conn = pc.ProcConnector(events=None if everything else subscribed, rcvbuf=rcvbuf)
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    output = Output(stream, args.json, info)
+    output = Output(stream, args.json, info, table=not raw, ids=args.ids, tree=args.tree)
+    commands: Counter[str] = Counter()
     status = 0
     try:
         if args.pid and not _exists(args.pid):  # checked after subscribing: no race
             print(f"pyprocconn: no process {args.pid}", file=sys.stderr)
             status = 1
             return status
-        _stream(conn, args, tree, shows, output)
+        if raw:
+            _stream(conn, args, tree, shows, output)
+        else:
+
+            def wanted(event: pc.ProcEvent) -> bool:
+                return (tree is None or tree(event)) and shows(event)
+
+            commands = monitor.run_table(
+                conn, args, wanted, output, lambda: tree is not None and tree.done
+            )
     except (KeyboardInterrupt, _StopSignalError):
         pass
     finally:
@@ -465,11 +551,13 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
         stats, granted = conn.stats, conn.rcvbuf
         conn.close()
         if args.stats and not status:
-            _print_stats(output.counts, stats, time.monotonic() - started, granted)
+            _print_stats(output.counts, stats, time.monotonic() - started, granted, commands)
     return status
 
 
-def _print_stats(counts: Counter[str], stats: pc.Stats, elapsed: float, rcvbuf: int) -> None:
+def _print_stats(
+    counts: Counter[str], stats: pc.Stats, elapsed: float, rcvbuf: int, commands: Counter[str]
+) -> None:
     total = sum(counts.values())
     lines = [f"{name:<10} {count:>10}" for name, count in counts.most_common()]
     lost = str(stats.lost) if not (stats.overruns and not stats.lost) else "unknown"
@@ -481,6 +569,9 @@ def _print_stats(counts: Counter[str], stats: pc.Stats, elapsed: float, rcvbuf: 
         f"rate: {total / elapsed if elapsed > 0 else 0:.1f} events/s over {elapsed:.1f} s",
         f"receive buffer: {rcvbuf} bytes granted by the kernel",
     ]
+    if commands:
+        lines.append("events per command (the 10 busiest):")
+        lines += [f"{count:>10}  {command}" for command, count in commands.most_common(10)]
     print("\n".join(lines), file=sys.stderr)
 
 

@@ -80,7 +80,7 @@ def _json_for(lines: list[str], pid: int) -> list[dict[str, object]]:
 
 
 def test_human_columns_show_fork_exec_exit() -> None:
-    cli = Cli()
+    cli = Cli("--raw")
     pid = cli.trigger_until_seen(
         lambda: triggers.exit_with(3), lambda lines, pid: any(f" {pid}  exit 3" in x for x in lines)
     )
@@ -96,7 +96,7 @@ def test_human_columns_show_fork_exec_exit() -> None:
 
 
 def test_json_lines_carry_exactly_the_event_fields() -> None:
-    cli = Cli("--json")
+    cli = Cli("--json", "--raw")
     pid = cli.trigger_until_seen(
         triggers.killed_by_sigkill,
         lambda lines, pid: any(r["event"] == "exit" for r in _json_for(lines, pid)),
@@ -349,8 +349,8 @@ def test_names_that_are_not_utf8_are_unambiguous() -> None:
         "import ctypes, sys; libc = ctypes.CDLL(None); "
         "libc.prctl(15, ctypes.c_char_p(sys.argv[1].encode('utf-8', 'surrogateescape')), 0, 0, 0)"
     )
-    texts = Cli("-e", "comm")
-    as_json = Cli("--json", "-e", "comm")
+    texts = Cli("--raw", "-e", "comm")
+    as_json = Cli("--raw", "--json", "-e", "comm")
     _subscribed(texts.process.pid)
     _subscribed(as_json.process.pid)
     byte = triggers.run_python_args(rename, os.fsdecode(b"lit\xff"))
@@ -409,3 +409,32 @@ def test_check_says_events_will_flow() -> None:
     assert facts["subscription"] == "acknowledged by the kernel"
     assert facts["events will flow"] == "yes" and facts["netlink connector"] == "present"
     assert facts["user namespace"] == facts["pid namespace"] == "initial"
+
+
+def test_the_table_puts_the_command_line_on_every_line_and_the_duration_on_exits() -> None:
+    cli = Cli("-x")
+    as_json = Cli("--json")
+    _subscribed(cli.process.pid)
+    _subscribed(as_json.process.pid)
+    child = subprocess.Popen(["/bin/sh", "-c", "sleep 0.05; exit 3"])
+    child.wait(timeout=10)
+    assert cli.wait_for(
+        lambda lines: any(x.split()[1:3] == ["exit", str(child.pid)] for x in lines[1:])
+    )
+    assert as_json.wait_for(
+        lambda lines: any(r["event"] == "exit" for r in _json_for(lines, child.pid))
+    )
+    cli.finish()
+    as_json.finish()
+    assert cli.lines[0].split() == ["TIME", "EVENT", "PID", "UID", "EUID", "USER", "DETAILS"]
+    mine = [line.split(None, 6) for line in cli.lines[1:] if line.split()[2] == str(child.pid)]
+    kinds = {parts[1]: parts for parts in mine}
+    assert kinds["exec"][6] == "/bin/sh -c sleep 0.05; exit 3"
+    assert kinds["exit"][6].startswith("exit 3 after 0.")
+    assert kinds["exit"][6].endswith("/bin/sh -c sleep 0.05; exit 3")
+    assert kinds["exit"][3:6] == [str(os.getuid()), str(os.geteuid()), "root"]
+    (exit_,) = [r for r in _json_for(as_json.lines, child.pid) if r["event"] == "exit"]
+    process = exit_["process"]
+    assert isinstance(process, dict) and process["argv"] == ["/bin/sh", "-c", "sleep 0.05; exit 3"]
+    assert process["user"] == "root" and process["ppid"] == os.getpid()
+    assert isinstance(exit_["duration_s"], float) and 0.05 <= exit_["duration_s"] < 10

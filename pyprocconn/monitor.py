@@ -1,0 +1,169 @@
+"""The command's default mode: events with what the process table knows of each process.
+
+Every line carries the command line (the name for kernel threads, in brackets), exits their
+duration, forks are told from new threads (hidden unless ``--threads``), and ``-S`` ends with a
+per-command summary. ``--raw`` (in :mod:`pyprocconn.cli`) is the plain event stream instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pwd
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from pyprocconn.connector import DEFAULT_LINGER, ProcConnector
+from pyprocconn.errors import OverrunError
+from pyprocconn.events import EventsLost, ProcEvent
+from pyprocconn.processes import Exited, Process, ProcessTable, Resynced, Seen
+
+
+def command_of(process: Process | None) -> str:
+    """What ran: the command line; ``[name]`` for a kernel thread or when it is unknown."""
+    if process is None:
+        return "?"
+    if process.argv and not process.kernel_thread:
+        return " ".join(process.argv)
+    return f"[{process.comm or '?'}]"
+
+
+def user_name(uid: int | None) -> str:
+    if uid is None:
+        return "?"
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def process_fields(process: Process | None) -> dict[str, Any] | None:
+    """The process as JSON: identity, command, credentials, where it runs."""
+    if process is None:
+        return None
+    return {
+        "pid": process.pid,
+        "ppid": process.ppid,
+        "start_ns": process.start_ns,
+        "origin": process.origin,
+        "argv": process.argv,
+        "comm": process.comm,
+        "exe": process.exe,
+        "cwd": process.cwd,
+        "uid": process.uid,
+        "euid": process.euid,
+        "user": user_name(process.euid),
+        "gid": process.gid,
+        "egid": process.egid,
+        "sid": process.sid,
+        "cgroup": process.cgroup,
+        "kernel_thread": process.kernel_thread,
+        "complete": process.complete,
+    }
+
+
+def is_thread(event: ProcEvent) -> bool:
+    if event.NAME == "fork":
+        return bool(event.child_pid != event.child_tgid)
+    if event.NAME == "exit":
+        return bool(event.process_pid != event.process_tgid)
+    return False
+
+
+class TableFilter:
+    """--user and --cgroup, on what the table knows of the process."""
+
+    def __init__(self, user: str | None, cgroup: str | None) -> None:
+        self.uid: int | None = None
+        if user is not None:
+            self.uid = int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid
+        self.cgroup = cgroup
+
+    def __call__(self, process: Process | None) -> bool:
+        if self.uid is None and self.cgroup is None:
+            return True
+        if process is None:
+            return False
+        if self.uid is not None and self.uid not in (process.uid, process.euid):
+            return False
+        return self.cgroup is None or self.cgroup in (process.cgroup or "")
+
+
+def _depth(table: ProcessTable, process: Process | None) -> int:
+    depth, seen = 0, set()
+    while process is not None and process.ppid and process.pid not in seen and depth < 32:
+        seen.add(process.pid)
+        process = table.processes.get(process.ppid)
+        depth += process is not None
+    return depth
+
+
+def describe(event: ProcEvent, process: Process | None, details: str) -> str:
+    """The detail column: the event's own details, then what ran."""
+    name = event.NAME
+    what = command_of(process)
+    if name == "exec":
+        return what if process is None or process.complete else f"{what} (gone)"
+    if name == "exit" and process is not None and process.start_ns is not None:
+        return f"{details} after {(event.timestamp_ns - process.start_ns) / 1e9:.3f}s  {what}"
+    return f"{details}  {what}".strip()
+
+
+def run_table(
+    conn: ProcConnector,
+    args: argparse.Namespace,
+    wanted: Callable[[ProcEvent], bool],
+    output: Any,
+    tree_done: Callable[[], bool] = lambda: False,
+) -> Counter[str]:
+    """Print events, enriched from the table, until the count, the duration or the tree ends.
+    ``wanted``: the event filters (-e, -p); returns the per-command counts for -S."""
+    table = ProcessTable(conn, realtime=args.realtime)
+    only = TableFilter(args.user, args.cgroup)
+    commands: Counter[str] = Counter()
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    printed = 0
+    while args.count is None or printed < args.count:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            break
+        try:
+            batch: list[ProcEvent | EventsLost] = list(
+                conn.recv_batch(remaining, linger=DEFAULT_LINGER)
+            )
+        except OverrunError as error:
+            batch = [EventsLost(error.lost, error.cpu)]
+        table.capture_execs(batch)
+        for item in batch:
+            for record in table.update(item):
+                if isinstance(record, Resynced):
+                    output.resync(record)
+                elif isinstance(record, Seen) and _shown(record, args, wanted, only):
+                    output.event(record.event, record.process, _depth(table, record.process))
+                    commands[command_of(record.process)] += 1
+                    printed += 1
+                elif isinstance(record, Exited) and record.unknown:
+                    output.vanished(record)
+            if args.count is not None and printed >= args.count:
+                break
+        if args.until_exit and tree_done():
+            break
+    if table.incomplete or table.skipped:
+        print(
+            f"pyprocconn: {table.incomplete} execs gone before their command line was read, "
+            f"{table.skipped} not read under overload",
+            file=sys.stderr,
+        )
+    return commands
+
+
+def _shown(
+    record: Seen, args: argparse.Namespace, wanted: Callable[[ProcEvent], bool], only: TableFilter
+) -> bool:
+    event = record.event
+    keep = wanted(event)  # first: following a tree needs every event, threads' too
+    if event.NAME == "ack" or (is_thread(event) and not args.threads):
+        return False
+    return keep and only(record.process)
