@@ -271,6 +271,7 @@ class ProcessTable:
         if len(self._captured) > 4096:  # captures whose exec never came: forget them
             self._captured.clear()
         process.comm = None  # exec changes it: read again
+        process.argv = None  # the parent's, copied at fork: never the exec'd command's
         self._enrich(process)  # exe, cwd, ids, cgroup: whatever is still there
         if raw:  # the early read wins: it was taken closer to the exec
             process.argv = [os.fsdecode(arg) for arg in raw.rstrip(b"\0").split(b"\0")]

@@ -147,3 +147,19 @@ def test_memory_stays_bounded_under_churn(table: ProcessTable) -> None:
     time.sleep(0.2)
     assert len(table.processes) <= before + 20  # the children are gone from the table
     assert len(table._captured) <= 4096
+
+
+def test_an_exec_read_too_late_is_incomplete_not_the_parents_command() -> None:
+    """The child was reaped before the table looked: no command line, and never the parent's
+    (which the child had until its exec)."""
+    with ProcessTable() as table:
+        child = subprocess.Popen(["/bin/true", "CHILD-ARG"])
+        child.wait(timeout=10)  # reaped: nothing left in /proc
+        time.sleep(0.1)
+        records: list[Record] = []
+        for item in table.conn.recv_batch(1.0):
+            records += table.update(item)
+        (exec_,) = [r for r in records if isinstance(r, Seen) and r.event.NAME == "exec"
+                    and r.event.process_pid == child.pid]  # fmt: skip
+        assert exec_.process is not None and exec_.process.argv is None
+        assert not exec_.process.complete and table.incomplete >= 1
