@@ -35,6 +35,7 @@ MAX_RCVBUF = (2**31 - 1) // 2
 _BATCH_SLOTS = 64
 _SLOT_SIZE = 1024  # one proc event datagram is 76 bytes; larger ones are foreign or future
 _ALL = layout.ALL_EVENTS
+_thread_id = threading.get_ident
 _EAGAIN = (errno.EAGAIN, errno.EWOULDBLOCK)
 _MSG_DONTWAIT, _MSG_TRUNC, _MSG_WAITFORONE = (
     _libc.MSG_DONTWAIT,
@@ -96,7 +97,6 @@ class ProcConnector:
         self._awaiting: int | None = None  # cn_msg.ack of the answer to our pending request
         self._answer: int | None = None  # its err, once it came
         self._pending: deque[ProcEvent | EventsLost] = deque()
-        self._guard = threading.Lock()
         self._user: int | None = None  # the thread receiving right now
         self._depth = 0
         self._filter_mode: Literal["none", "kernel", "user"] = "none"
@@ -254,7 +254,17 @@ class ProcConnector:
                 raise
             flags = _MSG_DONTWAIT
             headers, senders = batch.results()
-            decode(buffer, self._spans(headers, senders, slot_size), pending, stream, False)
+            if senders is None:  # the usual: the kernel sent them all; skip any cut short
+                starts = range(0, count * slot_size, slot_size)
+                spans = [
+                    (at, at + nbytes)
+                    for at, (flags, nbytes) in zip(starts, headers, strict=True)
+                    if not flags & _MSG_TRUNC
+                ]
+                self._counters.malformed += count - len(spans)
+            else:
+                spans = self._spans(headers, senders, slot_size)
+            decode(buffer, spans, pending, stream, False)
             if count < slots and not lingering:
                 return True
 
@@ -305,14 +315,15 @@ class ProcConnector:
     ) -> list[tuple[int, int]]:
         """Where the datagrams of a receive are, from (msg_flags, bytes) of each; the ones the
         kernel did not send and the ones cut short are dropped here and counted."""
-        spans, start, counters = [], 0, self._counters
+        spans: list[tuple[int, int]] = []
+        append, start, counters = spans.append, 0, self._counters
         for index, (flags, nbytes) in enumerate(results):
-            if senders is not None and senders[index]:
-                counters.foreign += 1
-            elif flags & _MSG_TRUNC:
+            if flags & _MSG_TRUNC:
                 counters.malformed += 1
+            elif senders is not None and senders[index]:
+                counters.foreign += 1
             else:
-                spans.append((start, start + nbytes))
+                append((start, start + nbytes))
             start += slot_size
         return spans
 
@@ -330,21 +341,23 @@ class ProcConnector:
 
     def _enter(self) -> None:
         """Claim the connector for this thread (one thread at a time, see the class doc)."""
-        self._check_open()
-        me = threading.get_ident()
-        with self._guard:
-            if self._user not in (None, me):
-                raise RuntimeError(
-                    "this ProcConnector is being used by another thread right now: a connector "
-                    "serves one thread at a time; give each thread its own connector"
-                )
-            self._user, self._depth = me, self._depth + 1
+        if self._fd < 0:
+            self._check_open()
+        me = _thread_id()
+        # No lock (this runs per receive call): a detection of the misuse, not a mutex; two
+        # threads racing into the same instant may both get through.
+        if self._user not in (None, me):
+            raise RuntimeError(
+                "this ProcConnector is being used by another thread right now: a connector "
+                "serves one thread at a time; give each thread its own connector"
+            )
+        self._user = me
+        self._depth += 1
 
     def _leave(self) -> None:
-        with self._guard:
-            self._depth -= 1
-            if not self._depth:
-                self._user = None
+        self._depth -= 1
+        if not self._depth:
+            self._user = None
 
     def recv(self, buf: Buffer | None = None) -> ProcEvent:
         """Block until the next event. ``buf``: a writable buffer to receive into (else an

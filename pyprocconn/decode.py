@@ -53,7 +53,7 @@ def decode_name(raw: bytes) -> str:
     return os.fsdecode(raw.split(b"\0", 1)[0])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Kind:
     """How to build one event type's object from a message of one size."""
 
@@ -90,19 +90,25 @@ def _kind(cls: type[ProcEvent], sent: int) -> _Kind:
     return _Kind(cls, whole.unpack_from, pad, texts, words)
 
 
-class _Plan:
-    """Everything compiled for messages of one ``nlmsg_len`` (= head + ``cn_msg.len``)."""
+# Everything compiled for messages of one nlmsg_len (= head + cn_msg.len), as a tuple so the
+# hot path unpacks it in one step: (length, aligned length, cn_msg.len, the words reader, the
+# run reader, what -> (class, end of its words or None, first and second unsigned positions,
+# the fields not sent as None, the _Kind)).
+_Plan = tuple[int, int, int, Any, Any, dict[int, tuple[Any, ...]]]
 
-    def __init__(self, length: int) -> None:
-        sent = length - _DATA_OFFSET
-        self.length = length
-        self.cn_len = length - _EVENT_OFFSET
-        self.aligned = (length + _ALIGN) & ~_ALIGN
-        words = struct.Struct(layout.HEAD_FORMAT + "i" * (sent // 4) + "x" * (sent % 4))
-        self.words = words.unpack_from
-        # Runs of back-to-back messages, when no alignment padding separates them.
-        self.iter_words = words.iter_unpack if self.aligned == length else _no_runs
-        self.kinds = {what: _kind(cls, sent) for what, cls in EVENT_CLASSES.items()}
+
+def _plan(length: int) -> _Plan:
+    sent = length - _DATA_OFFSET
+    aligned = (length + _ALIGN) & ~_ALIGN
+    words = struct.Struct(layout.HEAD_FORMAT + "i" * (sent // 4) + "x" * (sent % 4))
+    # Runs of back-to-back messages, when no alignment padding separates them.
+    runs = words.iter_unpack if aligned == length else _no_runs
+    kinds: dict[int, tuple[Any, ...]] = {}
+    for what, cls in EVENT_CLASSES.items():
+        kind = _kind(cls, sent)
+        end, first, second = kind.words if kind.words is not None else (None, 0, 0)
+        kinds[what] = (cls, end, first, second, kind.pad, kind)
+    return length, aligned, length - _EVENT_OFFSET, words.unpack_from, runs, kinds
 
 
 def _no_runs(data: Any) -> tuple[()]:
@@ -111,7 +117,7 @@ def _no_runs(data: Any) -> tuple[()]:
 
 class _Plans(dict[int, "_Plan | None"]):
     def __missing__(self, length: int) -> _Plan | None:
-        plan = _Plan(length) if _DATA_OFFSET <= length <= _MAX_PLANNED else None
+        plan = _plan(length) if _DATA_OFFSET <= length <= _MAX_PLANNED else None
         if len(self) < 64:  # a hostile stream of odd sizes cannot grow it without bound
             self[length] = plan
         return plan
@@ -155,107 +161,140 @@ class Stream:
             self.counters.lost += lost
 
 
-def decode(
-    buffer: Any,
-    spans: Iterable[tuple[int, int]],
-    out: Any,
-    stream: Stream | None = None,
-    strict: bool = True,
-) -> None:
-    """Append the events of the messages in ``buffer[start:end]`` for each (start, end) of
-    ``spans`` (one per datagram) to ``out``.
+def _make_decode() -> Any:
+    """``decode``, with the constants of its per-event path as closure cells (fast to read,
+    unlike globals, and free per call, unlike default arguments)."""
+    at_len, at_type, at_cn_len, at_what = _LEN, _TYPE, _CN_LEN, _WHAT
+    at_idx, at_val, at_cpu, at_seq, at_ack = _IDX, _VAL, _CPU, _SEQ, _ACK
+    done_type, proc_idx, proc_val, data_offset = _DONE, _PROC_IDX, _PROC_VAL, _DATA_OFFSET
+    all_events, exit_bit, nonzero_bit = _ALL, _EXIT, _NONZERO_EXIT
 
-    Without a stream (pure parsing) every event is appended and ``NLMSG_OVERRUN`` raises
-    :class:`OverrunError`. With one, the connector's bookkeeping applies: sequence gaps append
-    :class:`EventsLost` before the event that revealed them, acks go to ``stream.on_ack``,
-    unwanted events are filtered, all counted. ``strict`` raises
-    :class:`MalformedMessageError` at the first bad message; otherwise it is counted and skipped.
-    """
-    first_event = len(out)
-    plans, peek, append, new = _PLANS, _U32.unpack_from, out.append, _new
-    for start, end in spans:
-        offset = start
-        while offset < end:
-            remaining = end - offset
-            plan = plans[peek(buffer, offset)[0]] if remaining >= _DATA_OFFSET else None
-            values: Any = None
-            if plan is not None and stream is None and remaining >= 2 * plan.aligned:
-                # Pure parsing of a recording: read a run of same-size messages in one go.
-                length, count, kinds = plan.aligned, remaining // plan.aligned, plan.kinds
-                taken = 0
-                for values in plan.iter_words(memoryview(buffer)[offset : offset + count * length]):
-                    kind = kinds.get(values[_WHAT])
-                    if (
-                        kind is None
-                        or (words := kind.words) is None
-                        or values[_TYPE] != _DONE
-                        or values[_IDX] != _PROC_IDX
-                        or values[_VAL] != _PROC_VAL
-                        or values[_CN_LEN] != plan.cn_len
-                        or values[words[1]] < 0
-                        or values[words[2]] < 0
-                    ):
-                        break
-                    append(new(kind.cls, values[_WHAT : words[0]] + kind.pad))
-                    taken += 1
-                values = None
-                if taken:
-                    offset += taken * length
-                    continue
-            if plan is not None and plan.length <= remaining:
-                values = plan.words(buffer, offset)
-                kind = plan.kinds.get(values[_WHAT])
-                if (
-                    kind is None
-                    or values[_TYPE] != _DONE
-                    or values[_IDX] != _PROC_IDX
-                    or values[_VAL] != _PROC_VAL
-                    or values[_CN_LEN] != plan.cn_len
-                ):
-                    values = None
-                elif (
-                    (words := kind.words) is not None
-                    and values[words[1]] >= 0
-                    and values[words[2]] >= 0
-                ):
-                    event = new(kind.cls, values[_WHAT : words[0]] + kind.pad)
-                else:  # another layout, or an unsigned field the words read as negative
-                    values = kind.unpack(buffer, offset)
-                    event = _build(kind, values)
-                step = plan.aligned
-            if values is None:  # anything else: one message, every check spelled out
-                step, values, event = _decode_other(
-                    buffer, offset, end, out, stream, strict, first_event
-                )
-                if values is None:
-                    if step <= 0:
-                        break
+    def decode(
+        buffer: Any,
+        spans: Iterable[tuple[int, int]],
+        out: Any,
+        stream: Stream | None = None,
+        strict: bool = True,
+    ) -> None:
+        """Append the events of the messages in ``buffer[start:end]`` for each (start, end) of
+        ``spans`` (one per datagram) to ``out``.
+
+        Without a stream (pure parsing) every event is appended and ``NLMSG_OVERRUN`` raises
+        :class:`OverrunError`. With one, the connector's bookkeeping applies: sequence gaps append
+        :class:`EventsLost` before the event that revealed them, acks go to ``stream.on_ack``,
+        unwanted events are filtered, all counted. ``strict`` raises
+        :class:`MalformedMessageError` at the first bad message; otherwise it is counted and
+        skipped.
+        """
+        first_event = len(out)
+        plans, planned, peek, append, new = _PLANS, _PLANS.get, _U32.unpack_from, out.append, _new
+        # The stream's state, in locals for the per-event path; counts written back at the end.
+        received = filtered = 0
+        if stream is not None:
+            track, last_sequence = stream.track_sequence, stream.last_sequence
+            mask, on_ack = stream.mask, stream.on_ack
+        try:
+            for start, end in spans:
+                offset = start
+                while offset < end:
+                    remaining = end - offset
+                    # A span is usually one message: its size finds the plan without a read.
+                    plan = planned(remaining)
+                    if plan is None and remaining >= data_offset:
+                        plan = plans[peek(buffer, offset)[0]]
+                    values: Any = None
+                    if plan is not None:
+                        length, aligned, cn_len, read_words, read_runs, kinds = plan
+                        if stream is None and remaining >= 2 * aligned:
+                            # Pure parsing of a recording: a run of same-size messages in one go.
+                            count, taken = remaining // aligned, 0
+                            run = memoryview(buffer)[offset : offset + count * aligned]
+                            for values in read_runs(run):
+                                fast = kinds.get(values[at_what])
+                                if (
+                                    fast is None
+                                    or fast[1] is None
+                                    or values[at_len] != length
+                                    or values[at_type] != done_type
+                                    or values[at_idx] != proc_idx
+                                    or values[at_val] != proc_val
+                                    or values[at_cn_len] != cn_len
+                                    or values[fast[2]] < 0
+                                    or values[fast[3]] < 0
+                                ):
+                                    break
+                                append(new(fast[0], values[at_what : fast[1]] + fast[4]))
+                                taken += 1
+                            values = None
+                            if taken:
+                                offset += taken * aligned
+                                continue
+                        if length <= remaining:
+                            values = read_words(buffer, offset)
+                            fast = kinds.get(values[at_what])
+                            if (
+                                fast is None
+                                or values[at_len] != length
+                                or values[at_type] != done_type
+                                or values[at_idx] != proc_idx
+                                or values[at_val] != proc_val
+                                or values[at_cn_len] != cn_len
+                            ):
+                                values = None
+                            else:
+                                cls, end_of_words, first, second, pad, kind = fast
+                                if (
+                                    end_of_words is not None
+                                    and values[first] >= 0
+                                    and values[second] >= 0
+                                ):
+                                    event = new(cls, values[at_what:end_of_words] + pad)
+                                else:  # another layout, or an unsigned field read as negative
+                                    values = kind.unpack(buffer, offset)
+                                    event = _build(kind, values)
+                            step = aligned
+                    if values is None:  # anything else: one message, every check spelled out
+                        step, values, event = _decode_other(
+                            buffer, offset, end, out, stream, strict, first_event
+                        )
+                        if values is None:
+                            if step <= 0:
+                                break
+                            offset += step
+                            continue
                     offset += step
-                    continue
-            offset += step
-            if stream is None:
-                append(event)
-                continue
-            # The connector's bookkeeping, the one copy.
-            what = values[_WHAT]
-            if stream.track_sequence:
-                cpu, seq = values[_CPU], values[_SEQ]
-                last = stream.last_sequence.get(cpu)
-                stream.last_sequence[cpu] = seq
-                if last is not None and seq != (last + 1) & 0xFFFFFFFF:
-                    gap = (seq - last - 1) & 0xFFFFFFFF
-                    if gap < 0x80000000:  # a larger "gap" is reordering, not loss
-                        stream.lose(out, gap, cpu)
-            if what == 0 and stream.on_ack is not None and stream.on_ack(values[_ACK], event.err):
-                continue
-            mask = stream.mask
-            if mask != _ALL and not (
-                what & mask or (what == _EXIT and mask & _NONZERO_EXIT and _exit_code(event))
-            ):
-                stream.counters.filtered += 1
-                continue
-            stream.counters.received += 1
-            append(event)
+                    if stream is None:
+                        append(event)
+                        continue
+                    # The connector's bookkeeping, the one copy.
+                    what = values[at_what]
+                    if track:
+                        cpu, seq = values[at_cpu], values[at_seq]
+                        last = last_sequence.get(cpu)
+                        last_sequence[cpu] = seq
+                        if last is not None and seq != (last + 1) & 0xFFFFFFFF:
+                            gap = (seq - last - 1) & 0xFFFFFFFF
+                            if gap < 0x80000000:  # a larger "gap" is reordering, not loss
+                                stream.lose(out, gap, cpu)
+                    if what == 0 and on_ack is not None and on_ack(values[at_ack], event.err):
+                        continue
+                    if mask != all_events and not (
+                        what & mask
+                        or (what == exit_bit and mask & nonzero_bit and _exit_code(event))
+                    ):
+                        filtered += 1
+                        continue
+                    received += 1
+                    append(event)
+        finally:
+            if stream is not None:
+                stream.counters.received += received
+                stream.counters.filtered += filtered
+
+    return decode
+
+
+decode = _make_decode()
 
 
 def _exit_code(event: Any) -> int:

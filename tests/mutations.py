@@ -75,8 +75,8 @@ MUTATIONS = [
         "batch decoder reads the whole slot",
         "nothing is read past the bytes received",
         "pyprocconn/connector.py",
-        "spans.append((start, start + nbytes))",
-        "spans.append((start, start + slot_size))",
+        "(at, at + nbytes)",
+        "(at, at + slot_size)",
         (FORGED,),
     ),
     Mutation(
@@ -208,8 +208,8 @@ MUTATIONS = [
         "a second thread is let in",
         "threads rule: one thread at a time",
         "pyprocconn/connector.py",
-        "            if self._user not in (None, me):",
-        "            if False:",
+        "        if self._user not in (None, me):",
+        "        if False:",
         ("tests/test_library_edges.py::test_two_threads_on_one_connector_are_told_the_rule",),
     ),
     Mutation(
