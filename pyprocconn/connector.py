@@ -254,17 +254,7 @@ class ProcConnector:
                 raise
             flags = _MSG_DONTWAIT
             headers, senders = batch.results()
-            if senders is None:  # the usual: the kernel sent them all; skip any cut short
-                starts = range(0, count * slot_size, slot_size)
-                spans = [
-                    (at, at + nbytes)
-                    for at, (flags, nbytes) in zip(starts, headers, strict=True)
-                    if not flags & _MSG_TRUNC
-                ]
-                self._counters.malformed += count - len(spans)
-            else:
-                spans = self._spans(headers, senders, slot_size)
-            decode(buffer, spans, pending, stream, False)
+            decode(buffer, headers, pending, stream, False, slot_size, senders)
             if count < slots and not lingering:
                 return True
 
@@ -306,26 +296,8 @@ class ProcConnector:
         flags = _MSG_TRUNC if nbytes > len(view) else 0  # the buffer was too small for it
         received = [(flags, min(nbytes, len(view)))]
         sender = [self._recvfrom.sender.nl_pid]
-        spans = self._spans(received, sender, len(view))
-        decode(view, spans, self._pending, self._stream, False)
+        decode(view, received, self._pending, self._stream, False, len(view), sender)
         return True
-
-    def _spans(
-        self, results: Any, senders: list[int] | None, slot_size: int
-    ) -> list[tuple[int, int]]:
-        """Where the datagrams of a receive are, from (msg_flags, bytes) of each; the ones the
-        kernel did not send and the ones cut short are dropped here and counted."""
-        spans: list[tuple[int, int]] = []
-        append, start, counters = spans.append, 0, self._counters
-        for index, (flags, nbytes) in enumerate(results):
-            if flags & _MSG_TRUNC:
-                counters.malformed += 1
-            elif senders is not None and senders[index]:
-                counters.foreign += 1
-            else:
-                append((start, start + nbytes))
-            start += slot_size
-        return spans
 
     def _take(self) -> ProcEvent | EventsLost:
         item = self._pending.popleft()

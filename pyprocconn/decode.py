@@ -11,6 +11,7 @@ before anything is read, so nothing reads past them whatever the bytes say.
 from __future__ import annotations
 
 import os
+import socket
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -168,16 +169,21 @@ def _make_decode() -> Any:
     at_idx, at_val, at_cpu, at_seq, at_ack = _IDX, _VAL, _CPU, _SEQ, _ACK
     done_type, proc_idx, proc_val, data_offset = _DONE, _PROC_IDX, _PROC_VAL, _DATA_OFFSET
     all_events, exit_bit, nonzero_bit = _ALL, _EXIT, _NONZERO_EXIT
+    msg_trunc = socket.MSG_TRUNC.value
 
     def decode(
         buffer: Any,
-        spans: Iterable[tuple[int, int]],
+        datagrams: Iterable[tuple[int, int]],
         out: Any,
         stream: Stream | None = None,
         strict: bool = True,
+        slot_size: int = 0,
+        senders: list[int] | None = None,
     ) -> None:
-        """Append the events of the messages in ``buffer[start:end]`` for each (start, end) of
-        ``spans`` (one per datagram) to ``out``.
+        """Append the events of the datagrams in ``buffer`` to ``out``. ``datagrams`` gives
+        (msg_flags, bytes received) of each; datagram ``i`` starts at ``i * slot_size``.
+        ``senders``: each one's netlink port id (None: all were the kernel); a datagram another
+        sender sent, or one cut short (``MSG_TRUNC``), is skipped and counted in the stream.
 
         Without a stream (pure parsing) every event is appended and ``NLMSG_OVERRUN`` raises
         :class:`OverrunError`. With one, the connector's bookkeeping applies: sequence gaps append
@@ -194,8 +200,17 @@ def _make_decode() -> Any:
             track, last_sequence = stream.track_sequence, stream.last_sequence
             mask, on_ack = stream.mask, stream.on_ack
         try:
-            for start, end in spans:
-                offset = start
+            start = -slot_size
+            for index, (flags, nbytes) in enumerate(datagrams):
+                start += slot_size
+                if flags & msg_trunc or (senders is not None and senders[index]):
+                    if stream is not None:
+                        if flags & msg_trunc:
+                            stream.counters.malformed += 1
+                        else:
+                            stream.counters.foreign += 1
+                    continue
+                offset, end = start, start + nbytes
                 while offset < end:
                     remaining = end - offset
                     # A span is usually one message: its size finds the plan without a read.

@@ -36,7 +36,7 @@ def parse_events(buffer: Any, nbytes: int | None = None) -> list[ProcEvent]:
     if not 0 <= end <= size:
         raise ValueError(f"nbytes {nbytes} outside the buffer's {size} bytes")
     out: list[ProcEvent] = []
-    decode(view, ((0, end),), out)
+    decode(view, ((0, end),), out)  # one datagram of ``end`` bytes, from the kernel
     return out
 
 

@@ -50,9 +50,9 @@ MUTATIONS = [
     Mutation(
         "batch decoder ignores senders",
         "only the kernel speaks",
-        "pyprocconn/connector.py",
-        "if senders is not None and senders[index]:",
-        "if False:",
+        "pyprocconn/decode.py",
+        "if flags & msg_trunc or (senders is not None and senders[index]):",
+        "if flags & msg_trunc:",
         (FORGED,),
     ),
     Mutation(
@@ -74,9 +74,9 @@ MUTATIONS = [
     Mutation(
         "batch decoder reads the whole slot",
         "nothing is read past the bytes received",
-        "pyprocconn/connector.py",
-        "(at, at + nbytes)",
-        "(at, at + slot_size)",
+        "pyprocconn/decode.py",
+        "offset, end = start, start + nbytes",
+        "offset, end = start, start + max(slot_size, nbytes)",
         (FORGED,),
     ),
     Mutation(
