@@ -491,27 +491,20 @@ def _stream(
     output: Output,
 ) -> None:
     """Print events until the count, the duration or (``--until-exit``) the tree ends."""
-    deadline = None if args.duration is None else time.monotonic() + args.duration
     printed = 0
-    while args.count is None or printed < args.count:
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            break
-        try:
-            batch = conn.recv_batch(remaining, linger=pc.DEFAULT_LINGER)
-        except pc.OverrunError as error:
-            output.lost(error.lost, error.cpu)
-            continue
+    for batch in monitor.batches(conn, args.duration):
         for item in batch:
-            if item.NAME == "ack" or (tree is not None and not tree(item)):
+            if isinstance(item, pc.EventsLost):
+                output.lost(item.lost, item.cpu)
+            elif item.NAME == "ack" or (tree is not None and not tree(item)):
                 continue
-            if shows(item):
+            elif shows(item):
                 output.event(item)
                 printed += 1
                 if args.count is not None and printed >= args.count:
-                    break
+                    return
         if args.until_exit and tree is not None and tree.done:
-            break
+            return
 
 
 def run(args: argparse.Namespace, stream: TextIO) -> int:

@@ -12,7 +12,7 @@ import pwd
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pyprocconn.connector import DEFAULT_LINGER, ProcConnector
@@ -111,6 +111,20 @@ def describe(event: ProcEvent, process: Process | None, details: str) -> str:
     return f"{details}  {what}".strip()
 
 
+def batches(conn: ProcConnector, duration: float | None) -> Iterator[list[ProcEvent | EventsLost]]:
+    """The connector's batches until ``duration`` seconds pass (None: forever); a loss comes as
+    a batch of its own: ``[EventsLost]``."""
+    deadline = None if duration is None else time.monotonic() + duration
+    while True:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return
+        try:
+            yield list(conn.recv_batch(remaining, linger=DEFAULT_LINGER))
+        except OverrunError as error:
+            yield [EventsLost(error.lost, error.cpu)]
+
+
 def run_table(
     conn: ProcConnector,
     args: argparse.Namespace,
@@ -123,22 +137,13 @@ def run_table(
     table = ProcessTable(conn, realtime=args.realtime)
     only = TableFilter(args.user, args.cgroup)
     commands: Counter[str] = Counter()
-    deadline = None if args.duration is None else time.monotonic() + args.duration
     printed = 0
-    while args.count is None or printed < args.count:
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            break
-        try:
-            batch: list[ProcEvent | EventsLost] = list(
-                conn.recv_batch(remaining, linger=DEFAULT_LINGER)
-            )
-        except OverrunError as error:
-            batch = [EventsLost(error.lost, error.cpu)]
+    for batch in batches(conn, args.duration):
         table.capture_execs(batch)
         for item in batch:
             for record in table.update(item):
-                if isinstance(record, Resynced):
+                if isinstance(record, Resynced):  # the loss itself, then what /proc says
+                    output.lost(record.lost.lost, record.lost.cpu)
                     output.resync(record)
                 elif isinstance(record, Seen) and _shown(record, args, wanted, only):
                     output.event(record.event, record.process, _depth(table, record.process))
@@ -148,6 +153,8 @@ def run_table(
                     output.vanished(record)
             if args.count is not None and printed >= args.count:
                 break
+        if args.count is not None and printed >= args.count:
+            break
         if args.until_exit and tree_done():
             break
     if table.incomplete or table.skipped:
