@@ -170,6 +170,7 @@ def _make_decode() -> Any:
     done_type, proc_idx, proc_val, data_offset = _DONE, _PROC_IDX, _PROC_VAL, _DATA_OFFSET
     all_events, exit_bit, nonzero_bit = _ALL, _EXIT, _NONZERO_EXIT
     msg_trunc = socket.MSG_TRUNC.value
+    plans, planned, peek, new = _PLANS, _PLANS.get, _U32.unpack_from, _new
 
     def decode(
         buffer: Any,
@@ -193,7 +194,7 @@ def _make_decode() -> Any:
         skipped.
         """
         first_event = len(out)
-        plans, planned, peek, append, new = _PLANS, _PLANS.get, _U32.unpack_from, out.append, _new
+        append = out.append
         # The stream's state, in locals for the per-event path; counts written back at the end.
         received = filtered = 0
         if stream is not None:
