@@ -65,10 +65,30 @@ class Cli:
     def finish(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> tuple[int, str]:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        code = self.process.wait(timeout=timeout)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            where = _where(self.process.pid)  # for the report: what it was doing
+            self.process.send_signal(signal.SIGTERM)  # it unsubscribes on SIGTERM too
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()  # leaks a listener registration: last resort
+                self.process.wait()
+            pytest.fail(f"the command did not end within {timeout} s of signal {sig}: {where}")
         self._reader.join(timeout=5)
         assert self.process.stderr is not None
         return code, self.process.stderr.read()
+
+
+def _where(pid: int) -> dict[str, str]:
+    """Each thread's kernel wait channel and system call, from /proc."""
+    where = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        base = f"/proc/{pid}/task/{task}"
+        with open(f"{base}/wchan") as wchan, open(f"{base}/syscall") as syscall:
+            where[task] = f"{wchan.read()} / {syscall.read().split()[0]}"
+    return where
 
 
 def _json(lines: list[str]) -> list[dict[str, object]]:

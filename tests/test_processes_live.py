@@ -30,7 +30,7 @@ class Running:
         try:
             for record in self.table:
                 self.records.append(record)
-        except ValueError:  # the test is over: its connector was closed under the loop
+        except (ValueError, OSError, RuntimeError):  # the test is over: its connector closed
             pass
 
     def wait_for(self, found: Callable[[list[Record]], bool], timeout: float = 15.0) -> None:
@@ -157,7 +157,11 @@ def test_an_exec_read_too_late_is_incomplete_not_the_parents_command() -> None:
         child.wait(timeout=10)  # reaped: nothing left in /proc
         time.sleep(0.1)
         records: list[Record] = []
-        for item in table.conn.recv_batch(1.0):
+        try:
+            batch: list[pc.ProcEvent | pc.EventsLost] = list(table.conn.recv_batch(1.0))
+        except pc.OverrunError as error:  # another listener's churn; not this test's question
+            batch = [pc.EventsLost(error.lost, error.cpu), *table.conn.recv_batch(1.0)]
+        for item in batch:
             records += table.update(item)
         (exec_,) = [r for r in records if isinstance(r, Seen) and r.event.NAME == "exec"
                     and r.event.process_pid == child.pid]  # fmt: skip
