@@ -31,11 +31,12 @@ def _namespace(kind: str) -> str:
     return "initial" if inode == _INITIAL_NAMESPACES[kind] else f"not the initial one ({inode})"
 
 
-def _others_listening() -> bool:
-    """A socket in the group that never subscribed gets events only while someone listens."""
+def listener_registered(wait: float = 0.5) -> bool:
+    """Whether the kernel counts any listener: a socket in the group that never subscribed gets
+    events only while someone listens (tried with ``/bin/true``, waiting ``wait`` seconds)."""
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, netlink.NETLINK_CONNECTOR) as probe:
         probe.bind((0, connector.CN_IDX_PROC))
-        probe.settimeout(0.3)
+        probe.settimeout(wait)
         subprocess.run(["/bin/true"], check=True)
         try:
             probe.recv(4096)
@@ -79,7 +80,7 @@ def facts() -> tuple[list[tuple[str, str]], bool]:
     except OSError as error:
         lines.append(("netlink connector", f"absent ({error.strerror}: CONFIG_CONNECTOR)"))
         return lines, False
-    lines.append(("other listeners", "yes" if _others_listening() else "none"))
+    lines.append(("other listeners", "yes" if listener_registered() else "none"))
     try:
         conn = ProcConnector(ack_timeout=1.0)
     except ConnectorUnavailableError as error:

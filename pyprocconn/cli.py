@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 import pyprocconn as pc
-from pyprocconn import monitor
+from pyprocconn import monitor, procfs
 
 _JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder for every line
 # Every event type the generated layer has a class for (new ones too), by its short name.
@@ -222,12 +222,15 @@ class ProcInfo:
             if exiting:
                 raise FileNotFoundError
             if self.want_comm:
-                with open(f"/proc/{pid}/comm", "rb") as file:
-                    info["comm"] = os.fsdecode(file.read().rstrip(b"\n"))
+                comm = procfs.read(f"/proc/{pid}/comm")
+                if comm is None:
+                    raise FileNotFoundError
+                info["comm"] = os.fsdecode(comm.rstrip(b"\n"))
             if self.want_cmdline:
-                with open(f"/proc/{pid}/cmdline", "rb") as file:
-                    raw = file.read().rstrip(b"\0")
-                info["cmdline"] = [os.fsdecode(a) for a in raw.split(b"\0")] if raw else []
+                raw = procfs.read(f"/proc/{pid}/cmdline")
+                if raw is None:
+                    raise FileNotFoundError
+                info["cmdline"] = procfs.parse_argv(raw) or []
             self._cache[pid] = info
             info = dict(info, gone=False)
         except OSError:
@@ -399,7 +402,7 @@ class DescendantFilter:
 
     def __init__(self, root: int) -> None:
         self.root = root
-        self.threads: dict[int, set[int]] = {root: _threads_of(root)}
+        self.threads: dict[int, set[int]] = {root: procfs.thread_ids(root)}
 
     @property
     def done(self) -> bool:
@@ -425,23 +428,6 @@ class DescendantFilter:
             if not threads:
                 del self.threads[event.process_tgid]
         return True
-
-
-def _threads_of(pid: int) -> set[int]:
-    try:
-        return {int(name) for name in os.listdir(f"/proc/{pid}/task")}
-    except OSError:
-        return {pid}
-
-
-def _exists(pid: int) -> bool:
-    """Whether a live (not yet exited) process has this pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            state = file.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in (b"Z", b"X")
 
 
 class _StopSignalError(Exception):
@@ -522,7 +508,7 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
     commands: Counter[str] = Counter()
     status = 0
     try:
-        if args.pid and not _exists(args.pid):  # checked after subscribing: no race
+        if args.pid and not procfs.alive(args.pid):  # checked after subscribing: no race
             print(f"pyprocconn: no process {args.pid}", file=sys.stderr)
             status = 1
             return status

@@ -247,11 +247,15 @@ class ProcConnector:
             except OSError as error:
                 if error.errno in _EAGAIN:
                     return True
+                if self._fd != fd:  # closed meanwhile by another thread (misuse): say so
+                    self._check_open()
                 if error.errno == errno.ENOBUFS:
                     stream.lose(pending, None)
                     flags = _MSG_DONTWAIT
                     continue
                 raise
+            if self._fd != fd:  # closed by another thread while this one waited (misuse):
+                self._check_open()  # the number may be another socket's by now: read no more
             flags = _MSG_DONTWAIT
             headers, senders = batch.results()
             decode(buffer, headers, pending, stream, False, slot_size, senders)

@@ -62,11 +62,13 @@ class _Kind:
     unpack: Callable[[Any, int], tuple[Any, ...]]  # the whole message, read exactly
     pad: tuple[None, ...]  # the fields the kernel did not send
     texts: tuple[int, ...]  # positions of char arrays, to decode
-    words: tuple[int, int, int] | None  # (end, first, second) when read right by _Plan.words
 
 
-def _kind(cls: type[ProcEvent], sent: int) -> _Kind:
-    """``sent``: bytes of event_data the kernel sent."""
+def _kind(cls: type[ProcEvent], sent: int) -> tuple[Any, ...]:
+    """How the hot path builds ``cls`` from a message carrying ``sent`` bytes of event_data:
+    (class, end of its fields among the size's words or None when the words cannot read them,
+    the positions of up to two unsigned fields that must not come out negative, the fields not
+    sent as None, the exact :class:`_Kind`)."""
     fitting = [f for f in cls.SPEC.fields if f.end <= sent]
     parts, position = [], 0
     for item in fitting:
@@ -76,25 +78,25 @@ def _kind(cls: type[ProcEvent], sent: int) -> _Kind:
     texts = tuple(_FIELDS + i for i, f in enumerate(fitting) if f.is_text)
     # Read as signed 32-bit words by the size's generic format when every field is one, in
     # order from offset 0, and at most two are unsigned (checked not to come out negative).
-    words: tuple[int, int, int] | None = None
+    end: int | None = None
+    first = second = _WHAT  # what is unsigned: a harmless filler
     codes = [f.code for f in fitting]
     unsigned = [_FIELDS + i for i, code in enumerate(codes) if code == "I"]
     in_words = all(f.offset == 4 * i for i, f in enumerate(fitting))
     if set(codes) <= {"i", "I"} and len(unsigned) <= 2 and in_words:
-        first, second = [*unsigned, _WHAT, _WHAT][:2]  # what is unsigned: a harmless filler
-        words = (_FIELDS + len(fitting), first, second)
+        first, second = [*unsigned, _WHAT, _WHAT][:2]
+        end = _FIELDS + len(fitting)
     pad = (None,) * (len(cls.SPEC.fields) - len(fitting))
     whole = struct.Struct(fmt)
     arity = len(whole.unpack(bytes(whole.size))[_WHAT:]) + len(pad)
     if arity != len(cls._fields):  # type: ignore[attr-defined]
         raise TypeError(f"{cls.__name__}: the layout gives {arity} values for its fields")
-    return _Kind(cls, whole.unpack_from, pad, texts, words)
+    return cls, end, first, second, pad, _Kind(cls, whole.unpack_from, pad, texts)
 
 
 # Everything compiled for messages of one nlmsg_len (= head + cn_msg.len), as a tuple so the
 # hot path unpacks it in one step: (length, aligned length, cn_msg.len, the words reader, the
-# run reader, what -> (class, end of its words or None, first and second unsigned positions,
-# the fields not sent as None, the _Kind)).
+# run reader, what -> what _kind gives).
 _Plan = tuple[int, int, int, Any, Any, dict[int, tuple[Any, ...]]]
 
 
@@ -104,11 +106,7 @@ def _plan(length: int) -> _Plan:
     words = struct.Struct(layout.HEAD_FORMAT + "i" * (sent // 4) + "x" * (sent % 4))
     # Runs of back-to-back messages, when no alignment padding separates them.
     runs = words.iter_unpack if aligned == length else _no_runs
-    kinds: dict[int, tuple[Any, ...]] = {}
-    for what, cls in EVENT_CLASSES.items():
-        kind = _kind(cls, sent)
-        end, first, second = kind.words if kind.words is not None else (None, 0, 0)
-        kinds[what] = (cls, end, first, second, kind.pad, kind)
+    kinds = {what: _kind(cls, sent) for what, cls in EVENT_CLASSES.items()}
     return length, aligned, length - _EVENT_OFFSET, words.unpack_from, runs, kinds
 
 
@@ -396,6 +394,6 @@ def _connector_message(buffer: Any, offset: int, length: int) -> tuple[Any, Any,
     if cls is None:
         data = bytes(buffer[offset + _DATA_OFFSET : offset + _EVENT_OFFSET + cn_len])
         return head, _new(UnknownEvent, (head[_WHAT], head[_CPU], head[_TIMESTAMP], data)), ""
-    kind = _kind(cls, cn_len - _HEAD_BYTES)
+    kind = _kind(cls, cn_len - _HEAD_BYTES)[-1]
     values = kind.unpack(buffer, offset)
     return values, _build(kind, values), ""

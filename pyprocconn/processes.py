@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pyprocconn import procfs
 from pyprocconn.connector import DEFAULT_RCVBUF, ProcConnector
 from pyprocconn.errors import OverrunError
 from pyprocconn.events import EventsLost, ExitStatus, ProcEvent
@@ -99,21 +100,6 @@ class Resynced:
 Record = Seen | Exited | Resynced
 
 
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as file:
-            return file.read()
-    except OSError:
-        return None
-
-
-def _link(path: str) -> str | None:
-    try:
-        return os.readlink(path)
-    except OSError:
-        return None
-
-
 def _boot_offset_ns() -> int:
     """CLOCK_BOOTTIME minus CLOCK_MONOTONIC: /proc's start times count suspended time too."""
     return time.clock_gettime_ns(time.CLOCK_BOOTTIME) - time.monotonic_ns()
@@ -166,36 +152,28 @@ class ProcessTable:
         return found
 
     def _from_proc(self, pid: int, origin: Origin, offset: int) -> Process | None:
-        stat = _read(f"/proc/{pid}/stat")
-        if stat is None:
+        found = procfs.stat(pid)
+        if found is None or found[1][0] in (b"Z", b"X"):
             return None
-        head, _, rest = stat.rpartition(b")")
-        fields = rest.split()
-        if not fields or fields[0] in (b"Z", b"X"):
-            return None
+        comm, fields = found
         flags = int(fields[6])
         start_ns = int(fields[19]) * 1_000_000_000 // _TICKS - offset
         process = Process(pid, int(fields[1]), start_ns, origin, sid=int(fields[3]))
-        process.comm = os.fsdecode(head.partition(b"(")[2])
+        process.comm = comm
         process.kernel_thread = bool(flags & 0x00200000)  # PF_KTHREAD
-        try:
-            process.threads = {int(tid) for tid in os.listdir(f"/proc/{pid}/task")}
-        except OSError:
-            process.threads = {pid}
+        process.threads = procfs.thread_ids(pid)
         self._enrich(process)
         return process
 
     def _enrich(self, process: Process) -> None:
         """What /proc has now: command line first (it is gone soonest), then the rest."""
         pid = process.pid
-        raw = _read(f"/proc/{pid}/cmdline")
-        if raw:
-            process.argv = [os.fsdecode(arg) for arg in raw.rstrip(b"\0").split(b"\0")]
-        elif not process.kernel_thread:
+        process.argv = procfs.argv(pid)
+        if process.argv is None and not process.kernel_thread:
             process.complete = False
-        process.exe = _link(f"/proc/{pid}/exe")
-        process.cwd = _link(f"/proc/{pid}/cwd")
-        status = _read(f"/proc/{pid}/status") or b""
+        process.exe = procfs.link(f"/proc/{pid}/exe")
+        process.cwd = procfs.link(f"/proc/{pid}/cwd")
+        status = procfs.read(f"/proc/{pid}/status") or b""
         for line in status.splitlines():
             key, _, value = line.partition(b":")
             if key in (b"Uid", b"Gid"):
@@ -206,7 +184,7 @@ class ProcessTable:
                     process.gid, process.egid = real, effective
             elif key == b"Name" and process.comm is None:
                 process.comm = os.fsdecode(value.strip())
-        cgroup = _read(f"/proc/{pid}/cgroup")
+        cgroup = procfs.read(f"/proc/{pid}/cgroup")
         if cgroup:
             process.cgroup = os.fsdecode(cgroup.splitlines()[0].split(b":", 2)[-1])
 
@@ -221,7 +199,7 @@ class ProcessTable:
         for item in items:
             if getattr(item, "NAME", "") == "exec":
                 pid = item.process_tgid  # type: ignore[union-attr]
-                self._captured[pid] = _read(f"/proc/{pid}/cmdline")
+                self._captured[pid] = procfs.read(f"/proc/{pid}/cmdline")
 
     def update(self, item: ProcEvent | EventsLost) -> list[Record]:
         """Apply one item of the stream; what it tells, as records."""
@@ -267,14 +245,14 @@ class ProcessTable:
         process.threads = {tgid}  # exec leaves one thread
         process.exec_ns = event.timestamp_ns
         early = tgid in self._captured
-        raw = self._captured.pop(tgid) if early else _read(f"/proc/{tgid}/cmdline")
+        raw = self._captured.pop(tgid) if early else procfs.read(f"/proc/{tgid}/cmdline")
         if len(self._captured) > 4096:  # captures whose exec never came: forget them
             self._captured.clear()
         process.comm = None  # exec changes it: read again
         process.argv = None  # the parent's, copied at fork: never the exec'd command's
         self._enrich(process)  # exe, cwd, ids, cgroup: whatever is still there
         if raw:  # the early read wins: it was taken closer to the exec
-            process.argv = [os.fsdecode(arg) for arg in raw.rstrip(b"\0").split(b"\0")]
+            process.argv = procfs.parse_argv(raw)
         process.complete = bool(process.argv)
         if not process.complete:
             self.incomplete += 1

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pyprocconn import procfs
 from pyprocconn.connector import ProcConnector
 from pyprocconn.errors import OverrunError
 from pyprocconn.events import EventType, ExitStatus
@@ -34,12 +35,10 @@ class Ended(ExitStatus):
 
 def _state(pid: int) -> tuple[str, int] | None:
     """(state letter, wait status) from /proc/PID/stat; None when there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            fields = file.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
+    found = procfs.stat(pid)
+    if found is None:
         return None
-    # After the name: state is field 3, exit_code (a zombie's wait status) field 52.
+    fields = found[1]  # from field 3 (the state) on; exit_code, a zombie's status, is field 52
     return fields[0].decode(), int(fields[49]) if len(fields) > 49 else 0
 
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pyprocconn as pc
+from pyprocconn.check import listener_registered
 
 Item = pc.ProcEvent | pc.EventsLost
 # name -> does it block without a timeout (then events must keep coming for it to return)
@@ -160,17 +161,5 @@ def forged_ack(token: int, err: int) -> bytes:
 
 
 def passive_member_sees_events() -> bool:
-    """Whether the kernel's global listener count is above zero: a socket that joined the group
-    without LISTEN gets events only while someone listens."""
-    passive = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, pc.NETLINK_CONNECTOR)
-    try:
-        passive.bind((0, pc.CN_IDX_PROC))
-        passive.settimeout(0.5)
-        subprocess.run(["/bin/true"], check=True)
-        try:
-            passive.recv(1024)
-            return True
-        except TimeoutError:
-            return False
-    finally:
-        passive.close()
+    """Whether the kernel's global listener count is above zero."""
+    return listener_registered(0.5)

@@ -18,20 +18,29 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run
 
 
 class Running:
-    """A table iterating in a thread, collecting its records."""
+    """A table fed from its connector by a thread, collecting its records, until stopped (before
+    the table closes: a connector must not be closed under a thread still receiving)."""
 
     def __init__(self, table: ProcessTable) -> None:
         self.table = table
         self.records: list[Record] = []
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        try:
-            for record in self.table:
-                self.records.append(record)
-        except (ValueError, OSError, RuntimeError):  # the test is over: its connector closed
-            pass
+        while not self._stop.is_set():
+            try:
+                batch: list[pc.ProcEvent | pc.EventsLost] = list(self.table.conn.recv_batch(0.1))
+            except pc.OverrunError as error:
+                batch = [pc.EventsLost(error.lost, error.cpu)]
+            self.table.capture_execs(batch)
+            for item in batch:
+                self.records += self.table.update(item)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
 
     def wait_for(self, found: Callable[[list[Record]], bool], timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
@@ -44,6 +53,14 @@ class Running:
 def table() -> Iterator[ProcessTable]:
     with ProcessTable() as process_table:
         yield process_table
+
+
+@pytest.fixture
+def running(table: ProcessTable) -> Iterator[Running]:
+    """The table fed by a thread; stopped before the table closes."""
+    feeder = Running(table)
+    yield feeder
+    feeder.stop()
 
 
 def _exited(records: list[Record], pid: int) -> list[Exited]:
@@ -65,10 +82,7 @@ def test_the_snapshot_sees_a_process_started_before() -> None:
         sleeper.wait()
 
 
-def test_a_short_lived_childs_exit_carries_its_argv_lifetime_and_status(
-    table: ProcessTable,
-) -> None:
-    running = Running(table)
+def test_a_short_lived_childs_exit_carries_its_argv_lifetime_and_status(running: Running) -> None:
     child = subprocess.Popen(["/bin/sh", "-c", "sleep 0.05; exit 3"])
     child.wait(timeout=10)
     running.wait_for(lambda records: bool(_exited(records, child.pid)))
@@ -95,9 +109,10 @@ def test_a_loss_is_followed_by_a_resync_that_finds_what_happened_meanwhile() -> 
         doomed.wait(timeout=10)
         time.sleep(0.1)
         try:
-            running = Running(table)
-            running.wait_for(lambda records: any(isinstance(r, Resynced) for r in records))
-            resync = next(r for r in running.records if isinstance(r, Resynced))
+            feeder = Running(table)
+            feeder.wait_for(lambda records: any(isinstance(r, Resynced) for r in records))
+            feeder.stop()
+            resync = next(r for r in feeder.records if isinstance(r, Resynced))
             assert doomed.pid in [e.process.pid for e in resync.vanished]
             assert all(e.unknown for e in resync.vanished)
             assert newcomer.pid in [p.pid for p in resync.appeared]
@@ -137,8 +152,7 @@ def test_pid_reuse_does_not_merge_two_processes() -> None:
         assert table.processes[pid].key == (pid, 9_000)
 
 
-def test_memory_stays_bounded_under_churn(table: ProcessTable) -> None:
-    running = Running(table)
+def test_memory_stays_bounded_under_churn(table: ProcessTable, running: Running) -> None:
     before = len(table.processes)
     children = [subprocess.Popen(["/bin/true"]) for _ in range(1500)]
     for child in children:

@@ -1,0 +1,57 @@
+"""Reading ``/proc``, best effort: a process may be gone by the time a file is opened, so every
+reader returns None (or an empty answer) instead of raising. Used by the process table, the
+command and ``wait``; the connector itself never reads ``/proc``."""
+
+from __future__ import annotations
+
+import os
+
+
+def read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError:
+        return None
+
+
+def link(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def stat(pid: int) -> tuple[str, list[bytes]] | None:
+    """``/proc/PID/stat``: the name, and the fields after it (``[0]`` is the state letter,
+    field 3 of proc(5)); None when there is no such process."""
+    raw = read(f"/proc/{pid}/stat")
+    if raw is None:
+        return None
+    head, _, rest = raw.rpartition(b")")
+    fields = rest.split()
+    return (os.fsdecode(head.partition(b"(")[2]), fields) if fields else None
+
+
+def alive(pid: int) -> bool:
+    """Whether a process that has not exited (not a zombie) has this pid."""
+    found = stat(pid)
+    return found is not None and found[1][0] not in (b"Z", b"X")
+
+
+def thread_ids(pid: int) -> set[int]:
+    """The ids of the process's threads (just ``pid`` when they cannot be listed)."""
+    try:
+        return {int(name) for name in os.listdir(f"/proc/{pid}/task")}
+    except OSError:
+        return {pid}
+
+
+def argv(pid: int) -> list[str] | None:
+    """The command line; None when it is gone or empty (a zombie, a kernel thread)."""
+    return parse_argv(read(f"/proc/{pid}/cmdline"))
+
+
+def parse_argv(raw: bytes | None) -> list[str] | None:
+    """``/proc/PID/cmdline`` bytes as arguments, names decoded as ``os.fsdecode`` does."""
+    return [os.fsdecode(arg) for arg in raw.rstrip(b"\0").split(b"\0")] if raw else None
