@@ -22,12 +22,13 @@ from pyprocconn.processes import Exited, Process, ProcessTable, Resynced, Seen
 
 
 def command_of(process: Process | None) -> str:
-    """What ran: the command line; ``[name]`` for a kernel thread or when it is unknown."""
-    if process is None:
-        return "?"
-    if process.argv and not process.kernel_thread:
+    """What ran: the command line; ``[name]`` for a kernel thread or when only the name is
+    known; ``<unknown>`` (as forkstat says) when it ended before anything could be read."""
+    if process is not None and process.argv and not process.kernel_thread:
         return " ".join(process.argv)
-    return f"[{process.comm or '?'}]"
+    if process is not None and process.comm:
+        return f"[{process.comm}]"
+    return "<unknown>"
 
 
 def user_name(uid: int | None) -> str:
@@ -159,8 +160,8 @@ def run_table(
             break
     if table.incomplete or table.skipped:
         print(
-            f"pyprocconn: {table.incomplete} execs gone before their command line was read, "
-            f"{table.skipped} not read under overload",
+            f"pyprocconn: command lines not read: {table.incomplete} (the process had ended), "
+            f"{table.skipped} (skipped under overload)",
             file=sys.stderr,
         )
     return commands
