@@ -10,6 +10,7 @@ before anything is read, so nothing reads past them whatever the bytes say.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 import struct
@@ -20,7 +21,7 @@ from typing import Any
 from pyprocconn import layout
 from pyprocconn.errors import MalformedMessageError, OverrunError
 from pyprocconn.events import EVENT_CLASSES, EventsLost, ProcEvent, UnknownEvent
-from pyprocconn.kernel import connector, netlink
+from pyprocconn.kernel import cn_proc, connector, netlink
 
 HEAD = struct.Struct(layout.HEAD_FORMAT)
 _NLMSGHDR = struct.Struct(layout.NLMSGHDR_FORMAT)
@@ -64,11 +65,11 @@ class _Kind:
     texts: tuple[int, ...]  # positions of char arrays, to decode
 
 
-def _kind(cls: type[ProcEvent], sent: int) -> tuple[Any, ...]:
-    """How the hot path builds ``cls`` from a message carrying ``sent`` bytes of event_data:
-    (class, end of its fields among the size's words or None when the words cannot read them,
-    the positions of up to two unsigned fields that must not come out negative, the fields not
-    sent as None, the exact :class:`_Kind`)."""
+def _kind(cls: type[ProcEvent], sent: int) -> tuple[_Kind, tuple[Any, ...] | None]:
+    """How to build ``cls`` from a message carrying ``sent`` bytes of event_data: its exact
+    :class:`_Kind`, and how the hot path builds it from the size's signed 32-bit words, or None
+    when they cannot read it: (class, end of its fields among the words, the positions of up to
+    two unsigned fields that must not come out negative, the fields not sent as None)."""
     fitting = [f for f in cls.SPEC.fields if f.end <= sent]
     parts, position = [], 0
     for item in fitting:
@@ -76,28 +77,27 @@ def _kind(cls: type[ProcEvent], sent: int) -> tuple[Any, ...]:
         position = item.end
     fmt = layout.HEAD_FORMAT + "".join(parts) + "x" * (sent - position)
     texts = tuple(_FIELDS + i for i, f in enumerate(fitting) if f.is_text)
-    # Read as signed 32-bit words by the size's generic format when every field is one, in
-    # order from offset 0, and at most two are unsigned (checked not to come out negative).
-    end: int | None = None
-    first = second = _WHAT  # what is unsigned: a harmless filler
-    codes = [f.code for f in fitting]
-    unsigned = [_FIELDS + i for i, code in enumerate(codes) if code == "I"]
-    in_words = all(f.offset == 4 * i for i, f in enumerate(fitting))
-    if set(codes) <= {"i", "I"} and len(unsigned) <= 2 and in_words:
-        first, second = [*unsigned, _WHAT, _WHAT][:2]
-        end = _FIELDS + len(fitting)
     pad = (None,) * (len(cls.SPEC.fields) - len(fitting))
     whole = struct.Struct(fmt)
     arity = len(whole.unpack(bytes(whole.size))[_WHAT:]) + len(pad)
     if arity != len(cls._fields):  # type: ignore[attr-defined]
         raise TypeError(f"{cls.__name__}: the layout gives {arity} values for its fields")
-    return cls, end, first, second, pad, _Kind(cls, whole.unpack_from, pad, texts)
+    exact = _Kind(cls, whole.unpack_from, pad, texts)
+    # The words read it when every field is one, in order from offset 0, and at most two are
+    # unsigned (checked not to come out negative).
+    codes = [f.code for f in fitting]
+    unsigned = [_FIELDS + i for i, code in enumerate(codes) if code == "I"]
+    in_words = all(f.offset == 4 * i for i, f in enumerate(fitting))
+    if not (set(codes) <= {"i", "I"} and len(unsigned) <= 2 and in_words):
+        return exact, None
+    first, second = [*unsigned, _WHAT, _WHAT][:2]  # what is unsigned: a harmless filler
+    return exact, (cls, _FIELDS + len(fitting), first, second, pad)
 
 
 # Everything compiled for messages of one nlmsg_len (= head + cn_msg.len), as a tuple so the
 # hot path unpacks it in one step: (length, aligned length, cn_msg.len, the words reader, the
-# run reader, what -> what _kind gives).
-_Plan = tuple[int, int, int, Any, Any, dict[int, tuple[Any, ...]]]
+# run reader, what -> how the words build it (for the types they can read), what -> _Kind).
+_Plan = tuple[int, int, int, Any, Any, dict[int, tuple[Any, ...]], dict[int, _Kind]]
 
 
 def _plan(length: int) -> _Plan:
@@ -107,7 +107,9 @@ def _plan(length: int) -> _Plan:
     # Runs of back-to-back messages, when no alignment padding separates them.
     runs = words.iter_unpack if aligned == length else _no_runs
     kinds = {what: _kind(cls, sent) for what, cls in EVENT_CLASSES.items()}
-    return length, aligned, length - _EVENT_OFFSET, words.unpack_from, runs, kinds
+    from_words = {what: fast for what, (_, fast) in kinds.items() if fast is not None}
+    exact = {what: kind for what, (kind, _) in kinds.items()}
+    return length, aligned, length - _EVENT_OFFSET, words.unpack_from, runs, from_words, exact
 
 
 def _no_runs(data: Any) -> tuple[()]:
@@ -169,6 +171,7 @@ def _make_decode() -> Any:
     all_events, exit_bit, nonzero_bit = _ALL, _EXIT, _NONZERO_EXIT
     msg_trunc = socket.MSG_TRUNC.value
     plans, planned, peek, new = _PLANS, _PLANS.get, _U32.unpack_from, _new
+    usual = _plan(_EVENT_OFFSET + ctypes.sizeof(cn_proc.proc_event))  # the headers' kernel's
 
     def decode(
         buffer: Any,
@@ -193,91 +196,70 @@ def _make_decode() -> Any:
         """
         first_event = len(out)
         append = out.append
+        plan = usual
+        length, aligned, cn_len, read_words, _, from_words, _ = plan
         # The stream's state, in locals for the per-event path; counts written back at the end.
-        received = filtered = 0
+        parsing = stream is None
+        filtered = 0
         if stream is not None:
             track, last_sequence = stream.track_sequence, stream.last_sequence
-            mask, on_ack = stream.mask, stream.on_ack
+            mask, on_ack, lose = stream.mask, stream.on_ack, stream.lose
+            filtering = mask != all_events
+            markers = stream.markers
         try:
             start = -slot_size
-            for index, (flags, nbytes) in enumerate(datagrams):
+            for flags, nbytes in datagrams:
                 start += slot_size
-                if flags & msg_trunc or (senders is not None and senders[index]):
+                if flags & msg_trunc or (senders is not None and senders[start // slot_size]):
                     if stream is not None:
                         if flags & msg_trunc:
                             stream.counters.malformed += 1
                         else:
                             stream.counters.foreign += 1
                     continue
-                offset, end = start, start + nbytes
-                while offset < end:
-                    remaining = end - offset
-                    # A span is usually one message: its size finds the plan without a read.
-                    plan = planned(remaining)
-                    if plan is None and remaining >= data_offset:
-                        plan = plans[peek(buffer, offset)[0]]
-                    values: Any = None
-                    if plan is not None:
-                        length, aligned, cn_len, read_words, read_runs, kinds = plan
-                        if stream is None and remaining >= 2 * aligned:
-                            # Pure parsing of a recording: a run of same-size messages in one go.
-                            count, taken = remaining // aligned, 0
-                            run = memoryview(buffer)[offset : offset + count * aligned]
-                            for values in read_runs(run):
-                                fast = kinds.get(values[at_what])
-                                if (
-                                    fast is None
-                                    or fast[1] is None
-                                    or values[at_len] != length
-                                    or values[at_type] != done_type
-                                    or values[at_idx] != proc_idx
-                                    or values[at_val] != proc_val
-                                    or values[at_cn_len] != cn_len
-                                    or values[fast[2]] < 0
-                                    or values[fast[3]] < 0
-                                ):
-                                    break
-                                append(new(fast[0], values[at_what : fast[1]] + fast[4]))
-                                taken += 1
-                            values = None
+                offset, remaining = start, nbytes
+                while True:
+                    if remaining != length:  # else one message of the size planned last
+                        if remaining <= 0:
+                            break
+                        # A span is usually one message: its size finds the plan without a read.
+                        found = planned(remaining)
+                        if found is None and remaining >= data_offset:
+                            found = plans[peek(buffer, offset)[0]]
+                        if found is not None:
+                            plan = found
+                            length, aligned, cn_len, read_words, _, from_words, _ = plan
+                    event = None
+                    if remaining == length:  # the usual: one message of a planned size is left
+                        values = read_words(buffer, offset)
+                        fast = from_words.get(values[at_what])
+                        if (
+                            fast is not None
+                            and values[at_len] == length
+                            and values[at_type] == done_type
+                            and values[at_idx] == proc_idx
+                            and values[at_val] == proc_val
+                            and values[at_cn_len] == cn_len
+                        ):
+                            cls, end_of_fields, first, second, pad = fast
+                            if values[first] >= 0 and values[second] >= 0:
+                                event = new(cls, values[at_what:end_of_fields] + pad)
+                                remaining = 0
+                    if event is None:  # anything else: one message, every check spelled out
+                        if parsing and remaining >= 2 * aligned:
+                            taken = _read_run(buffer, offset, remaining, plan, out) * aligned
                             if taken:
-                                offset += taken * aligned
+                                offset, remaining = offset + taken, remaining - taken
                                 continue
-                        if length <= remaining:
-                            values = read_words(buffer, offset)
-                            fast = kinds.get(values[at_what])
-                            if (
-                                fast is None
-                                or values[at_len] != length
-                                or values[at_type] != done_type
-                                or values[at_idx] != proc_idx
-                                or values[at_val] != proc_val
-                                or values[at_cn_len] != cn_len
-                            ):
-                                values = None
-                            else:
-                                cls, end_of_words, first, second, pad, kind = fast
-                                if (
-                                    end_of_words is not None
-                                    and values[first] >= 0
-                                    and values[second] >= 0
-                                ):
-                                    event = new(cls, values[at_what:end_of_words] + pad)
-                                else:  # another layout, or an unsigned field read as negative
-                                    values = kind.unpack(buffer, offset)
-                                    event = _build(kind, values)
-                            step = aligned
-                    if values is None:  # anything else: one message, every check spelled out
                         step, values, event = _decode_other(
-                            buffer, offset, end, out, stream, strict, first_event
+                            buffer, offset, offset + remaining, out, stream, strict, first_event
                         )
-                        if values is None:
-                            if step <= 0:
-                                break
-                            offset += step
+                        if step <= 0:
+                            break
+                        offset, remaining = offset + step, remaining - step
+                        if event is None:
                             continue
-                    offset += step
-                    if stream is None:
+                    if parsing:
                         append(event)
                         continue
                     # The connector's bookkeeping, the one copy.
@@ -286,29 +268,54 @@ def _make_decode() -> Any:
                         cpu, seq = values[at_cpu], values[at_seq]
                         last = last_sequence.get(cpu)
                         last_sequence[cpu] = seq
-                        if last is not None and seq != (last + 1) & 0xFFFFFFFF:
+                        if last is not None and seq - last != 1:  # (u32: it wraps to 0)
                             gap = (seq - last - 1) & 0xFFFFFFFF
-                            if gap < 0x80000000:  # a larger "gap" is reordering, not loss
-                                stream.lose(out, gap, cpu)
-                    if what == 0 and on_ack is not None and on_ack(values[at_ack], event.err):
+                            if 0 < gap < 0x80000000:  # a larger "gap" is reordering, not loss
+                                lose(out, gap, cpu)
+                    if not what and on_ack is not None and on_ack(values[at_ack], event.err):
                         continue
-                    if mask != all_events and not (
+                    if filtering and not (
                         what & mask
                         or (what == exit_bit and mask & nonzero_bit and _exit_code(event))
                     ):
                         filtered += 1
                         continue
-                    received += 1
                     append(event)
         finally:
             if stream is not None:
-                stream.counters.received += received
+                # Delivered: what was appended, less the loss markers.
+                added = stream.markers - markers
+                stream.counters.received += len(out) - first_event - added
                 stream.counters.filtered += filtered
 
     return decode
 
 
 decode = _make_decode()
+
+
+def _read_run(buffer: Any, offset: int, remaining: int, plan: _Plan, out: list[Any]) -> int:
+    """Pure parsing of a recording: the events of a run of same-size messages at ``offset``,
+    read in one go until one is not the usual; how many were taken."""
+    length, aligned, cn_len, _, read_runs, from_words, _ = plan
+    append, new, taken = out.append, _new, 0
+    run = memoryview(buffer)[offset : offset + remaining // aligned * aligned]
+    for values in read_runs(run):
+        fast = from_words.get(values[_WHAT])
+        if (
+            fast is None
+            or values[_LEN] != length
+            or values[_TYPE] != _DONE
+            or values[_IDX] != _PROC_IDX
+            or values[_VAL] != _PROC_VAL
+            or values[_CN_LEN] != cn_len
+            or values[fast[2]] < 0
+            or values[fast[3]] < 0
+        ):
+            break
+        append(new(fast[0], values[_WHAT : fast[1]] + fast[4]))
+        taken += 1
+    return taken
 
 
 def _exit_code(event: Any) -> int:
@@ -394,6 +401,7 @@ def _connector_message(buffer: Any, offset: int, length: int) -> tuple[Any, Any,
     if cls is None:
         data = bytes(buffer[offset + _DATA_OFFSET : offset + _EVENT_OFFSET + cn_len])
         return head, _new(UnknownEvent, (head[_WHAT], head[_CPU], head[_TIMESTAMP], data)), ""
-    kind = _kind(cls, cn_len - _HEAD_BYTES)[-1]
+    plan = _PLANS[_EVENT_OFFSET + cn_len]  # the size the kernel sent, whatever the padding
+    kind = plan[-1][head[_WHAT]] if plan is not None else _kind(cls, cn_len - _HEAD_BYTES)[0]
     values = kind.unpack(buffer, offset)
     return values, _build(kind, values), ""
