@@ -1,5 +1,5 @@
 """``python -m benchmarks.compare REV``: this tree against git revision REV, side by side in one
-run, for a change to the decoder or the receive path.
+run (old first and new first by turns), for a change to the decoder or the receive path.
 
 Decoding: ``parse_events`` on the same recording, each tree in its own process, taken in turn.
 Live (root): the fork storm under the same consumer (``benchmarks.consumer``, batch and recv
@@ -77,6 +77,13 @@ def decode_rates(tree: Path) -> dict[str, float]:
     return rates
 
 
+def in_turn(trees: dict[str, Path], round_number: int) -> list[tuple[str, Path]]:
+    """Old first in even rounds, new first in odd ones: whatever drifts during a run (the
+    machine's neighbours, pid numbers, caches) weighs on both sides alike."""
+    order = list(trees.items())
+    return order if round_number % 2 == 0 else order[::-1]
+
+
 def listener(tree: Path, mode: str) -> Listener:
     """The benchmark's consumer, importing ``pyprocconn`` from ``tree``."""
     code = (
@@ -92,17 +99,20 @@ def main() -> int:
     parser.add_argument("revision", help="the git revision to compare against (e.g. HEAD~3)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--live-only", action="store_true", help="skip the decoding part")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
         trees = {"old": export(args.revision, scratch), "new": HERE.parent}
         decoded: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
-        for _ in range(args.rounds):
-            for name, tree in trees.items():
+        for round_number in range(0 if args.live_only else args.rounds):
+            for name, tree in in_turn(trees, round_number):
                 for kind, rate in decode_rates(tree).items():
                     decoded[name].setdefault(kind, []).append(rate)
         print(f"# {args.revision} (old) against this tree (new), {args.rounds} rounds\n")
-        print("| parse_events | old events/s | new events/s | new / old |\n|---|---:|---:|---:|")
+        if not args.live_only:
+            print("| parse_events | old events/s | new events/s | new / old |")
+            print("|---|---:|---:|---:|")
         for kind in decoded["new"]:
             old, new = (statistics.median(decoded[n][kind]) for n in ("old", "new"))
             print(f"| {kind} | {old:,.0f} | {new:,.0f} | {new / old:.2f} |")
@@ -111,19 +121,26 @@ def main() -> int:
             return 0
         storm = build(scratch, "storm.c")
         workers = os.cpu_count() or 2
-        print("\n| storm consumer | old CPU/event | new CPU/event | new / old | lost old, new |")
-        print("|---|---:|---:|---:|---:|")
+        print(
+            "\n| storm consumer | old CPU/event | new CPU/event | new / old "
+            "| inside pyprocconn: old, new | lost old, new |"
+        )
+        print("|---|---:|---:|---:|---:|---:|")
         for mode in ("batch", "recv"):
             rounds: dict[str, list[LiveRound]] = {name: [] for name in trees}
-            for _ in range(args.rounds):
-                for name, tree in trees.items():
+            for round_number in range(args.rounds):
+                for name, tree in in_turn(trees, round_number):
                     round_ = live(listener(tree, mode), storm, workers, args.seconds, scratch)
                     rounds[name].append(round_)
             old, new = (
                 statistics.median(r.cpu_per_event_us for r in rounds[n]) for n in ("old", "new")
             )
+            inside = ", ".join(
+                f"{statistics.median(r.library_cpu_per_event_us or 0.0 for r in rounds[n]):.2f} us"
+                for n in ("old", "new")
+            )
             lost = ", ".join(str(sum(r.lost for r in rounds[n])) for n in ("old", "new"))
-            print(f"| {mode} | {old:.2f} us | {new:.2f} us | {new / old:.2f} | {lost} |")
+            print(f"| {mode} | {old:.2f} us | {new:.2f} us | {new / old:.2f} | {inside} | {lost} |")
     return 0
 
 

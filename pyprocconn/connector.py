@@ -98,7 +98,6 @@ class ProcConnector:
         self._answer: int | None = None  # its err, once it came
         self._pending: deque[ProcEvent | EventsLost] = deque()
         self._user: int | None = None  # the thread receiving right now
-        self._depth = 0
         self._filter_mode: Literal["none", "kernel", "user"] = "none"
         self._fd = -1
         self._owner_pid = os.getpid()  # a forked child must not unsubscribe its parent
@@ -315,45 +314,50 @@ class ProcConnector:
             raise OverrunError(item.lost, cpu=item.cpu)
         return item
 
-    def _enter(self) -> None:
-        """Claim the connector for this thread (one thread at a time, see the class doc)."""
+    def _enter(self) -> int | None:
+        """Claim the connector for this thread (one thread at a time, see the class doc); gives
+        the claim to restore on the way out (this thread's own, when its calls nest)."""
         if self._fd < 0:
             self._check_open()
         me = _thread_id()
         # No lock (this runs per receive call): a detection of the misuse, not a mutex; two
         # threads racing into the same instant may both get through.
-        if self._user not in (None, me):
+        user = self._user
+        if user is not None and user != me:
             raise RuntimeError(
                 "this ProcConnector is being used by another thread right now: a connector "
                 "serves one thread at a time; give each thread its own connector"
             )
         self._user = me
-        self._depth += 1
-
-    def _leave(self) -> None:
-        self._depth -= 1
-        if not self._depth:
-            self._user = None
+        return user
 
     def recv(self, buf: Buffer | None = None) -> ProcEvent:
         """Block until the next event. ``buf``: a writable buffer to receive into (else an
         internal one). Raises :class:`OverrunError` where events were lost."""
-        self._enter()
+        pending = self._pending
+        if pending and self._user is None and self._fd >= 0 and not self._stream.markers:
+            # The usual call: an event already decoded, no loss marker queued, no other thread
+            # inside (the rule's check, below, is for calls that may receive).
+            return pending.popleft()  # type: ignore[return-value]  # (no marker: an event)
+        outer = self._enter()
         try:
-            while not self._pending:
+            while not pending:
                 if buf is None:
                     self._fill(None, 0.0)
                 else:
                     self._receive_into(buf, None)
             return self._pop()
         finally:
-            self._leave()
+            self._user = outer
 
     def recv_timeout(self, timeout: float = 0.0, *, buf: Buffer | None = None) -> ProcEvent | None:
         """Like :meth:`recv`, but None when no event arrived within ``timeout`` seconds."""
         if not isinstance(timeout, (int, float)):
             raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-        self._enter()
+        pending = self._pending
+        if pending and self._user is None and self._fd >= 0 and not self._stream.markers:
+            return pending.popleft()  # type: ignore[return-value]  # as in recv
+        outer = self._enter()
         try:
             deadline = time.monotonic() + timeout
             while not self._pending:
@@ -367,7 +371,7 @@ class ProcConnector:
                     return None
             return self._pop()
         finally:
-            self._leave()
+            self._user = outer
 
     def recv_batch(
         self, timeout: float | None = None, *, max_events: int = 4096, linger: float = 0.0
@@ -376,11 +380,11 @@ class ProcConnector:
         first; an empty list on timeout. ``linger``: seconds to let more arrive after the first
         wake-up. Raises :class:`OverrunError` where events were lost (the events before the loss
         are returned first)."""
-        self._enter()
+        outer = self._enter()
         try:
             return self._batch_of(timeout, max_events, linger)
         finally:
-            self._leave()
+            self._user = outer
 
     def _batch_of(self, timeout: float | None, max_events: int, linger: float) -> list[ProcEvent]:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -405,7 +409,7 @@ class ProcConnector:
 
     def __iter__(self) -> Iterator[ProcEvent | EventsLost]:
         """Events forever, blocking; :class:`EventsLost` items mark where events were lost."""
-        self._enter()
+        outer = self._enter()
         try:
             pending = self._pending
             while True:
@@ -413,11 +417,11 @@ class ProcConnector:
                     yield self._take()
                 self._fill(None, self._linger)
         finally:
-            self._leave()
+            self._user = outer
 
     async def __aiter__(self) -> AsyncIterator[ProcEvent | EventsLost]:
         """Like iteration, on the running asyncio loop (a reader on :meth:`fileno`)."""
-        self._enter()
+        outer = self._enter()
         try:
             loop = asyncio.get_running_loop()
             pending = self._pending
@@ -434,7 +438,7 @@ class ProcConnector:
                     await asyncio.sleep(self._linger)
                 self._fill(0.0, 0.0)
         finally:
-            self._leave()
+            self._user = outer
 
     # -- state -----------------------------------------------------------------------------
     def fileno(self) -> int:

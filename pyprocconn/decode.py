@@ -282,11 +282,11 @@ def _make_decode() -> Any:
                         continue
                     append(event)
         finally:
-            if stream is not None:
-                # Delivered: what was appended, less the loss markers.
-                added = stream.markers - markers
-                stream.counters.received += len(out) - first_event - added
-                stream.counters.filtered += filtered
+            if stream is not None:  # delivered: what was appended, less the loss markers
+                counters = stream.counters
+                counters.received += len(out) - first_event - stream.markers + markers
+                if filtered:
+                    counters.filtered += filtered
 
     return decode
 

@@ -208,7 +208,7 @@ MUTATIONS = [
         "a second thread is let in",
         "threads rule: one thread at a time",
         "pyprocconn/connector.py",
-        "        if self._user not in (None, me):",
+        "        if user is not None and user != me:",
         "        if False:",
         ("tests/test_library_edges.py::test_two_threads_on_one_connector_are_told_the_rule",),
     ),
