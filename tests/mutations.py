@@ -205,6 +205,22 @@ MUTATIONS = [
         (LOSS,),
     ),
     Mutation(
+        "recv's shortcut hands out a loss marker",
+        "loss is never silent",
+        "pyprocconn/connector.py",
+        "self._fd >= 0 and not self._stream.markers:\n            # The usual call",
+        "self._fd >= 0:\n            # The usual call",
+        (f"{GUARANTEES}::test_a_loss_inside_a_batch_is_raised_not_handed_out",),
+    ),
+    Mutation(
+        "recv's shortcut reads a closed connector",
+        "use after close raises",
+        "pyprocconn/connector.py",
+        "self._fd >= 0 and not self._stream.markers:\n            # The usual call",
+        "not self._stream.markers:\n            # The usual call",
+        ("tests/test_connector_live.py::test_use_after_close_raises_with_events_still_queued",),
+    ),
+    Mutation(
         "a second thread is let in",
         "threads rule: one thread at a time",
         "pyprocconn/connector.py",

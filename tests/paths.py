@@ -77,22 +77,30 @@ def gather(
         try:
             if iterator is not None:
                 items.append(next(iterator))
-            elif path == "recv":
-                items.append(conn.recv())
-            elif path == "recv_buf":
-                items.append(conn.recv(buffer))
-            elif path in ("recv_timeout", "recv_timeout_buf"):
-                chosen = buffer if path == "recv_timeout_buf" else None
-                event = conn.recv_timeout(buf=chosen, timeout=remaining)
-                if event is not None:
-                    items.append(event)
-            elif path == "recv_batch":
-                items.extend(conn.recv_batch(remaining))
             else:
-                raise ValueError(f"unknown receive path {path!r}")
+                received = _receive_once(conn, path, buffer, remaining)
+                # These paths report loss by raising, never by handing out a marker.
+                assert not any(type(e) is pc.EventsLost for e in received), (path, received)
+                items.extend(received)
         except pc.OverrunError as error:
             items.append(pc.EventsLost(error.lost, error.cpu))
     return items
+
+
+def _receive_once(
+    conn: pc.ProcConnector, path: str, buffer: bytearray, timeout: float
+) -> list[Item]:
+    if path == "recv":
+        return [conn.recv()]
+    if path == "recv_buf":
+        return [conn.recv(buffer)]
+    if path in ("recv_timeout", "recv_timeout_buf"):
+        chosen = buffer if path == "recv_timeout_buf" else None
+        event = conn.recv_timeout(buf=chosen, timeout=timeout)
+        return [] if event is None else [event]
+    if path == "recv_batch":
+        return list(conn.recv_batch(timeout))
+    raise ValueError(f"unknown receive path {path!r}")
 
 
 async def _gather_async(

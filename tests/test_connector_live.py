@@ -272,6 +272,21 @@ def test_close_is_idempotent_and_use_after_close_raises() -> None:
         conn.fileno()
 
 
+def test_use_after_close_raises_with_events_still_queued() -> None:
+    conn = pc.ProcConnector()
+    try:
+        subprocess.run(["/bin/true"], check=True)
+        time.sleep(0.2)  # its fork, exec and exit are queued: one receive takes them all
+        conn.recv()
+        assert conn.recv_timeout(timeout=0) is not None  # decoded and waiting
+    finally:
+        conn.close()
+    with pytest.raises(ValueError, match="closed"):
+        conn.recv()
+    with pytest.raises(ValueError, match="closed"):
+        conn.recv_timeout(timeout=0)
+
+
 def test_repeated_open_close_leaks_no_descriptor() -> None:
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(200):

@@ -71,6 +71,41 @@ def test_loss_is_reported_on_every_path(path: str) -> None:
         assert all_loss_reported(items), (stats, [e for e in items if type(e) is pc.EventsLost])
 
 
+def _true_on(cpu: int) -> None:
+    subprocess.run(["/bin/true"], preexec_fn=lambda: os.sched_setaffinity(0, {cpu}), check=True)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="a second CPU puts a gap mid-batch")
+@pytest.mark.parametrize("path", ["recv", "recv_timeout"])
+def test_a_loss_inside_a_batch_is_raised_not_handed_out(path: str) -> None:
+    """Loss on two CPUs, then an event on each: one receive takes both gaps, the second CPU's
+    behind events of the first. The one-event methods raise at each, never return a marker."""
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    gaps: list[int | None] = []
+
+    def take() -> None:
+        try:
+            item = conn.recv() if path == "recv" else conn.recv_timeout(timeout=0.5)
+        except pc.OverrunError as error:
+            gaps.append(error.lost)
+        else:
+            assert not isinstance(item, pc.EventsLost), item  # (typed as an event: it must be)
+
+    with pc.ProcConnector(rcvbuf=4096) as conn:
+        for n in range(150):
+            _true_on(cpus[n % 2])
+        take()  # the overrun, first; the events queued before it are taken along
+        assert gaps == [None]
+        for cpu in cpus:
+            _true_on(cpu)  # after the loss: reveals its CPU's gap
+        time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        with ticking():
+            while len(gaps) < 3 and time.monotonic() < deadline:
+                take()
+        assert len(gaps) == 3 and sum(lost or 0 for lost in gaps) == conn.stats.lost, gaps
+
+
 @pytest.mark.parametrize("path", ["recv_timeout", "recv_timeout_buf", "recv_batch"])
 def test_deadlines_are_kept_from_both_sides(path: str) -> None:
     """A 1 s timeout with nothing to receive ends after 1 s, and not much later (the bound is
