@@ -163,14 +163,13 @@ class Stream:
 
 
 def _make_decode() -> Any:
-    """``decode``, with the constants of its per-event path as closure cells (fast to read,
-    unlike globals, and free per call, unlike default arguments)."""
+    """``decode``, with the constants of its per-event path as closure cells (faster to read
+    than globals, and free per call, unlike default arguments; each costs a little per call,
+    so the rarely used ones stay globals)."""
     at_len, at_type, at_cn_len, at_what = _LEN, _TYPE, _CN_LEN, _WHAT
-    at_idx, at_val, at_cpu, at_seq, at_ack = _IDX, _VAL, _CPU, _SEQ, _ACK
-    done_type, proc_idx, proc_val, data_offset = _DONE, _PROC_IDX, _PROC_VAL, _DATA_OFFSET
-    all_events, exit_bit, nonzero_bit = _ALL, _EXIT, _NONZERO_EXIT
-    msg_trunc = socket.MSG_TRUNC.value
-    plans, planned, peek, new = _PLANS, _PLANS.get, _U32.unpack_from, _new
+    at_idx, at_val, at_cpu, at_seq = _IDX, _VAL, _CPU, _SEQ
+    done_type, proc_idx, proc_val = _DONE, _PROC_IDX, _PROC_VAL
+    msg_trunc, new = socket.MSG_TRUNC.value, _new
     usual = _plan(_EVENT_OFFSET + ctypes.sizeof(cn_proc.proc_event))  # the headers' kernel's
 
     def decode(
@@ -204,7 +203,7 @@ def _make_decode() -> Any:
         if stream is not None:
             track, last_sequence = stream.track_sequence, stream.last_sequence
             mask, on_ack, lose = stream.mask, stream.on_ack, stream.lose
-            filtering = mask != all_events
+            filtering = mask != _ALL
             markers = stream.markers
         try:
             start = -slot_size
@@ -223,9 +222,9 @@ def _make_decode() -> Any:
                         if remaining <= 0:
                             break
                         # A span is usually one message: its size finds the plan without a read.
-                        found = planned(remaining)
-                        if found is None and remaining >= data_offset:
-                            found = plans[peek(buffer, offset)[0]]
+                        found = _PLANS.get(remaining)
+                        if found is None and remaining >= _DATA_OFFSET:
+                            found = _PLANS[_U32.unpack_from(buffer, offset)[0]]
                         if found is not None:
                             plan = found
                             length, aligned, cn_len, read_words, _, from_words, _ = plan
@@ -243,7 +242,9 @@ def _make_decode() -> Any:
                         ):
                             cls, end_of_fields, first, second, pad = fast
                             if values[first] >= 0 and values[second] >= 0:
-                                event = new(cls, values[at_what:end_of_fields] + pad)
+                                fields = values[at_what:end_of_fields]
+                                # (pad: the fields an older kernel does not send)
+                                event = new(cls, fields + pad if pad else fields)
                                 remaining = 0
                     if event is None:  # anything else: one message, every check spelled out
                         if parsing and remaining >= 2 * aligned:
@@ -272,11 +273,11 @@ def _make_decode() -> Any:
                             gap = (seq - last - 1) & 0xFFFFFFFF
                             if 0 < gap < 0x80000000:  # a larger "gap" is reordering, not loss
                                 lose(out, gap, cpu)
-                    if not what and on_ack is not None and on_ack(values[at_ack], event.err):
+                    if not what and on_ack is not None and on_ack(values[_ACK], event.err):
                         continue
                     if filtering and not (
                         what & mask
-                        or (what == exit_bit and mask & nonzero_bit and _exit_code(event))
+                        or (what == _EXIT and mask & _NONZERO_EXIT and _exit_code(event))
                     ):
                         filtered += 1
                         continue
@@ -298,24 +299,26 @@ def _read_run(buffer: Any, offset: int, remaining: int, plan: _Plan, out: list[A
     """Pure parsing of a recording: the events of a run of same-size messages at ``offset``,
     read in one go until one is not the usual; how many were taken."""
     length, aligned, cn_len, _, read_runs, from_words, _ = plan
-    append, new, taken = out.append, _new, 0
-    run = memoryview(buffer)[offset : offset + remaining // aligned * aligned]
-    for values in read_runs(run):
-        fast = from_words.get(values[_WHAT])
+    append, new, before = out.append, _new, len(out)
+    at_len, at_type, at_idx, at_val, at_cn_len, at_what = _LEN, _TYPE, _IDX, _VAL, _CN_LEN, _WHAT
+    done_type, proc_idx, proc_val = _DONE, _PROC_IDX, _PROC_VAL
+    for values in read_runs(memoryview(buffer)[offset : offset + remaining // aligned * aligned]):
+        fast = from_words.get(values[at_what])
         if (
             fast is None
-            or values[_LEN] != length
-            or values[_TYPE] != _DONE
-            or values[_IDX] != _PROC_IDX
-            or values[_VAL] != _PROC_VAL
-            or values[_CN_LEN] != cn_len
-            or values[fast[2]] < 0
-            or values[fast[3]] < 0
+            or values[at_len] != length
+            or values[at_type] != done_type
+            or values[at_idx] != proc_idx
+            or values[at_val] != proc_val
+            or values[at_cn_len] != cn_len
         ):
             break
-        append(new(fast[0], values[_WHAT : fast[1]] + fast[4]))
-        taken += 1
-    return taken
+        cls, end_of_fields, first, second, pad = fast
+        if values[first] < 0 or values[second] < 0:
+            break
+        fields = values[at_what:end_of_fields]
+        append(new(cls, fields + pad if pad else fields))
+    return len(out) - before
 
 
 def _exit_code(event: Any) -> int:
