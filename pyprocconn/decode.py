@@ -217,6 +217,8 @@ def _make_decode() -> Any:
                             stream.counters.foreign += 1
                     continue
                 offset, remaining = start, nbytes
+                # (No "while remaining > 0": a comparison before a long jump is left generic
+                # on Python 3.11. The end is found below, as a planned size is never 0.)
                 while True:
                     if remaining != length:  # else one message of the size planned last
                         if remaining <= 0:
