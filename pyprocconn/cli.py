@@ -135,7 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads", action="store_true", help="show threads' creation and exit too"
     )
-    parser.add_argument("--tree", action="store_true", help="indent by depth in the process tree")
+    parser.add_argument(
+        "--tree",
+        action="store_true",
+        help="indent by depth in the process tree (from the -p process when given)",
+    )
     parser.add_argument("-x", "--ids", action="store_true", help="add UID, EUID and USER columns")
     parser.add_argument(
         "--user", metavar="USER", help="only processes whose real or effective user is USER"

@@ -139,6 +139,8 @@ def run_table(
     only = TableFilter(args.user, args.cgroup)
     commands: Counter[str] = Counter()
     printed = 0
+    # --tree indents from the process followed (-p), as extrace does, else from init.
+    base = _depth(table, table.processes.get(args.pid)) if args.pid else 0
     for batch in batches(conn, args.duration):
         table.capture_execs(batch)
         for item in batch:
@@ -147,7 +149,8 @@ def run_table(
                     output.lost(record.lost.lost, record.lost.cpu)
                     output.resync(record)
                 elif isinstance(record, Seen) and _shown(record, args, wanted, only):
-                    output.event(record.event, record.process, _depth(table, record.process))
+                    depth = max(0, _depth(table, record.process) - base)
+                    output.event(record.event, record.process, depth)
                     commands[command_of(record.process)] += 1
                     printed += 1
                 elif isinstance(record, Exited) and record.unknown:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -291,6 +292,21 @@ def test_pid_with_an_event_list_still_follows_the_tree() -> None:
     assert {r["event"] for r in records} == {"exit"}
     assert [r["exit_status"] for r in records] == [3, 3, 3, 0], records
     assert records[-1]["process_pid"] == root.pid
+
+
+def test_tree_indents_from_the_process_followed() -> None:
+    root = _gated("/bin/sh -c '/bin/true; exit 0'; exit 0")
+    cli = Cli("-e", "exec", "-p", str(root.pid), "--tree", "--until-exit")
+    _subscribed(cli.process.pid)
+    _go(root)
+    root.wait(timeout=10)
+    code, err = cli.finish(sig=0, timeout=20)
+    assert code == 0, err
+    # TIME EVENT PID, two spaces, then the details indented two spaces per generation.
+    indents = [
+        len(found[1]) for line in cli.lines if (found := re.match(r"^\S+ exec +\d+  ( *)", line))
+    ]
+    assert indents == [2, 4], cli.lines  # the child shell, then its /bin/true
 
 
 def test_pid_follows_a_thread_that_execs() -> None:
