@@ -209,9 +209,10 @@ class EventsLost(NamedTuple):
     cpu: int | None = None
 
     def __str__(self) -> str:
-        count = "an unknown number of" if self.lost is None else str(self.lost)
+        count = "an unknown number of events" if self.lost is None else f"{self.lost} event"
+        plural = "s" if self.lost not in (None, 1) else ""
         where = "" if self.cpu is None else f" on cpu {self.cpu}"
-        return f"lost {count} events{where}"
+        return f"lost {count}{plural}{where}"
 
 
 def __getattr__(name: str) -> Any:

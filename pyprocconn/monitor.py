@@ -18,7 +18,7 @@ from typing import Any
 from pyprocconn.connector import DEFAULT_LINGER, ProcConnector
 from pyprocconn.errors import OverrunError
 from pyprocconn.events import EventsLost, ProcEvent
-from pyprocconn.processes import Exited, Process, ProcessTable, Resynced, Seen
+from pyprocconn.processes import Exited, Lost, Process, ProcessTable, Record, Resynced, Seen
 
 
 def command_of(process: Process | None) -> str:
@@ -112,18 +112,33 @@ def describe(event: ProcEvent, process: Process | None, details: str) -> str:
     return f"{details}  {what}".strip()
 
 
-def batches(conn: ProcConnector, duration: float | None) -> Iterator[list[ProcEvent | EventsLost]]:
+def batches(
+    conn: ProcConnector,
+    duration: float | None,
+    wait_at_most: Callable[[], float | None] = lambda: None,
+) -> Iterator[list[ProcEvent | EventsLost]]:
     """The connector's batches until ``duration`` seconds pass (None: forever); a loss comes as
-    a batch of its own: ``[EventsLost]``."""
+    a batch of its own: ``[EventsLost]``; an empty batch when ``wait_at_most()`` seconds passed
+    without events."""
     deadline = None if duration is None else time.monotonic() + duration
     while True:
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             return
+        wait = wait_at_most()
+        timeout = remaining if wait is None else wait if remaining is None else min(wait, remaining)
         try:
-            yield list(conn.recv_batch(remaining, linger=DEFAULT_LINGER))
+            yield list(conn.recv_batch(timeout, linger=DEFAULT_LINGER))
         except OverrunError as error:
             yield [EventsLost(error.lost, error.cpu)]
+
+
+def _records(table: ProcessTable, batch: list[ProcEvent | EventsLost]) -> Iterator[Record]:
+    """What a batch tells; an empty one (idle) gives the rescan owed for losses, once due."""
+    if not batch:
+        yield from table.resync_due()
+    for item in batch:
+        yield from table.update(item)
 
 
 def run_table(
@@ -141,20 +156,20 @@ def run_table(
     printed = 0
     # --tree indents from the process followed (-p), as extrace does, else from init.
     base = _depth(table, table.processes.get(args.pid)) if args.pid else 0
-    for batch in batches(conn, args.duration):
+    for batch in batches(conn, args.duration, table.resync_in):
         table.capture_execs(batch)
-        for item in batch:
-            for record in table.update(item):
-                if isinstance(record, Resynced):  # the loss itself, then what /proc says
-                    output.lost(record.lost.lost, record.lost.cpu)
-                    output.resync(record)
-                elif isinstance(record, Seen) and _shown(record, args, wanted, only):
-                    depth = max(0, _depth(table, record.process) - base)
-                    output.event(record.event, record.process, depth)
-                    commands[command_of(record.process)] += 1
-                    printed += 1
-                elif isinstance(record, Exited) and record.unknown:
-                    output.vanished(record)
+        for record in _records(table, batch):
+            if isinstance(record, Lost):
+                output.lost(record.lost.lost, record.lost.cpu)
+            elif isinstance(record, Resynced):
+                output.resync(record)
+            elif isinstance(record, Seen) and _shown(record, args, wanted, only):
+                depth = max(0, _depth(table, record.process) - base)
+                output.event(record.event, record.process, depth)
+                commands[command_of(record.process)] += 1
+                printed += 1
+            elif isinstance(record, Exited) and record.unknown:
+                output.vanished(record)
             if args.count is not None and printed >= args.count:
                 break
         if args.count is not None and printed >= args.count:

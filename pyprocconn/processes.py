@@ -4,10 +4,12 @@ Opt-in, on top of :class:`ProcConnector` (which itself never reads ``/proc``). I
 snapshot of ``/proc``, follows forks, execs, id changes, setsid, comm changes and exits, reads what
 ``/proc`` still has the moment an exec arrives (a process that lives half a millisecond is gone a
 moment later: a zombie has no ``cmdline``, ``exe`` or ``cwd``), and after a loss rescans ``/proc``
-to reconcile. Iterate it like a connector, or hand it events from your own loop::
+to reconcile (at most once per ``resync_interval``: the losses of a long overrun are merged into
+one rescan rather than costing one each). Iterate it like a connector, or hand it events from
+your own loop::
 
     with ProcessTable() as table:
-        for record in table:            # Seen, Exited or Resynced
+        for record in table:            # Seen, Exited, Lost or Resynced
             if isinstance(record, Exited):
                 print(record.process.argv, record.lifetime_ns, record.describe_status())
 """
@@ -89,15 +91,24 @@ class Exited(ExitStatus):
 
 
 @dataclass(frozen=True)
-class Resynced:
-    """After a loss: ``/proc`` rescanned. ``vanished`` ended unseen, ``appeared`` started unseen."""
+class Lost:
+    """Where the kernel dropped events, in stream order; a :class:`Resynced` follows (at once, or
+    within ``resync_interval`` when a rescan ran just before)."""
 
     lost: EventsLost
+
+
+@dataclass(frozen=True)
+class Resynced:
+    """After losses: ``/proc`` rescanned. ``vanished`` ended unseen, ``appeared`` started unseen;
+    ``losses``: the losses it answers (several when a long overrun's were merged)."""
+
+    losses: tuple[EventsLost, ...]
     vanished: tuple[Exited, ...]
     appeared: tuple[Process, ...]
 
 
-Record = Seen | Exited | Resynced
+Record = Seen | Exited | Lost | Resynced
 
 
 def _boot_offset_ns() -> int:
@@ -113,7 +124,10 @@ class ProcessTable:
     waiting in one batch, execs are not enriched from ``/proc`` (counted in ``skipped``), so a
     storm never costs events. ``realtime``: run this process under ``SCHED_FIFO`` (like
     ``forkstat -r``), so the exec capture wins the race with short-lived processes.
-    ``max_processes`` bounds memory.
+    ``max_processes`` bounds memory. ``resync_interval``: the least time between two rescans of
+    ``/proc`` after losses; a loss within it is owed and merged into the next rescan, made by the
+    next :meth:`update` once the time has passed, or by :meth:`resync_due` (a loop of your own
+    that waits for events calls it when idle, waiting at most :meth:`resync_in`).
     """
 
     def __init__(
@@ -124,6 +138,7 @@ class ProcessTable:
         capture_limit: int = 2048,
         realtime: bool = False,
         max_processes: int = 1 << 20,
+        resync_interval: float = 0.5,
     ) -> None:
         if realtime:
             priority = os.sched_get_priority_max(os.SCHED_FIFO)
@@ -136,6 +151,9 @@ class ProcessTable:
         self.skipped = 0  # execs not enriched under overload
         self.incomplete = 0  # execs whose process was gone before /proc could be read
         self._captured: dict[int, bytes | None] = {}  # exec'd pid -> its cmdline, read early
+        self.resync_interval = resync_interval
+        self._unsynced: list[EventsLost] = []  # losses not rescanned for yet
+        self._next_rescan = 0.0  # time.monotonic() from which a rescan may run
         if snapshot:
             for process in self._scan().values():
                 self.processes[process.pid] = process
@@ -202,15 +220,32 @@ class ProcessTable:
                 self._captured[pid] = procfs.read(f"/proc/{pid}/cmdline")
 
     def update(self, item: ProcEvent | EventsLost) -> list[Record]:
-        """Apply one item of the stream; what it tells, as records."""
+        """Apply one item of the stream; what it tells, as records (a rescan owed for earlier
+        losses first, once due)."""
+        owed = self.resync_due() if self._unsynced else []
         if isinstance(item, EventsLost):
-            return [self._resync(item)]
+            self._unsynced.append(item)
+            return [*owed, Lost(item), *self.resync_due()]
         name = item.NAME
         handler = _HANDLERS.get(name)
         records: list[Record] = []
         process = handler(self, item, records) if handler else self._about(item)
-        records.insert(0, Seen(item, process))
-        return records
+        return [*owed, Seen(item, process), *records]
+
+    def resync_in(self) -> float | None:
+        """Seconds until the rescan owed for losses may run (0: now); None when none is owed."""
+        if not self._unsynced:
+            return None
+        return max(0.0, self._next_rescan - time.monotonic())
+
+    def resync_due(self) -> list[Record]:
+        """The rescan owed for losses, if ``resync_interval`` has passed since the last one."""
+        if not self._unsynced or time.monotonic() < self._next_rescan:
+            return []
+        losses, self._unsynced = tuple(self._unsynced), []
+        record = self._resync(losses)
+        self._next_rescan = time.monotonic() + self.resync_interval
+        return [record]
 
     def _about(self, event: Any) -> Process | None:
         tgid = getattr(event, "process_tgid", None)
@@ -303,7 +338,7 @@ class ProcessTable:
             return Exited(process, 0, None, tuple(parents), unknown=True)
         return Exited(process, event.exit_code, event.timestamp_ns, tuple(parents))
 
-    def _resync(self, lost: EventsLost) -> Resynced:
+    def _resync(self, losses: tuple[EventsLost, ...]) -> Resynced:
         now = self._scan("late")
         vanished = []
         for pid in [pid for pid in self.processes if pid not in now]:
@@ -320,7 +355,7 @@ class ProcessTable:
                     vanished.append(self._ended(known, None))
                 self.processes[pid] = process
                 appeared.append(process)
-        return Resynced(lost, tuple(vanished), tuple(appeared))
+        return Resynced(losses, tuple(vanished), tuple(appeared))
 
     # -- its own loop ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Record]:
@@ -329,12 +364,14 @@ class ProcessTable:
         conn = self.conn
         while True:
             try:
-                batch: list[ProcEvent | EventsLost] = list(conn.recv_batch(None))
+                batch: list[ProcEvent | EventsLost] = list(conn.recv_batch(self.resync_in()))
             except OverrunError as error:
                 batch = [EventsLost(error.lost, error.cpu)]
             self.capture_execs(batch)
             for item in batch:
                 yield from self.update(item)
+            if not batch:  # idle with a rescan owed
+                yield from self.resync_due()
 
     def close(self) -> None:
         if self._own:

@@ -221,6 +221,14 @@ MUTATIONS = [
         ("tests/test_connector_live.py::test_use_after_close_raises_with_events_still_queued",),
     ),
     Mutation(
+        "the process table rescans /proc at every loss",
+        "a long overrun costs one rescan per interval",
+        "pyprocconn/processes.py",
+        "self._next_rescan = time.monotonic() + self.resync_interval",
+        "self._next_rescan = time.monotonic()",
+        ("tests/test_processes_live.py::test_a_long_overrun_costs_one_rescan_per_interval",),
+    ),
+    Mutation(
         "a second thread is let in",
         "threads rule: one thread at a time",
         "pyprocconn/connector.py",

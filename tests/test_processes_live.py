@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -12,7 +13,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import pyprocconn as pc
-from pyprocconn.processes import Exited, ProcessTable, Record, Resynced, Seen
+from pyprocconn.processes import Exited, Lost, ProcessTable, Record, Resynced, Seen
+from tests.paths import ticking
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
 
@@ -37,6 +39,8 @@ class Running:
             self.table.capture_execs(batch)
             for item in batch:
                 self.records += self.table.update(item)
+            if not batch:
+                self.records += self.table.resync_due()
 
     def stop(self) -> None:
         self._stop.set()
@@ -95,6 +99,39 @@ def test_a_short_lived_childs_exit_carries_its_argv_lifetime_and_status(running:
     seen = [r.event.NAME for r in running.records if isinstance(r, Seen)
             and r.process is not None and r.process.pid == child.pid]  # fmt: skip
     assert seen[0] == "fork" and "exec" in seen and seen[-1] == "exit"
+
+
+def test_a_long_overrun_costs_one_rescan_per_interval() -> None:
+    """Two overruns within the interval: every loss is a Lost record where it happened, and the
+    rescans, never closer than the interval, answer each loss once, in order."""
+    interval = 3.0
+    timed: list[tuple[float, Record]] = []
+    with ProcessTable(pc.ProcConnector(rcvbuf=4096), resync_interval=interval) as table:
+
+        def feed(until: Callable[[], bool], seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while not until() and time.monotonic() < deadline:
+                try:
+                    batch: list[pc.ProcEvent | pc.EventsLost] = list(table.conn.recv_batch(0.1))
+                except pc.OverrunError as error:
+                    batch = [pc.EventsLost(error.lost, error.cpu)]
+                records = [r for item in batch for r in table.update(item)]
+                records += [] if batch else table.resync_due()
+                timed.extend((time.monotonic(), record) for record in records)
+
+        with ticking():
+            for _ in range(2):
+                for burst in [subprocess.Popen(["/bin/true"]) for _ in range(150)]:
+                    burst.wait(timeout=30)  # the small buffer overflows
+                feed(lambda: False, 0.5)
+            feed(lambda: table.resync_in() is None, 2 * interval)
+        table.conn.close()
+    losses = [r.lost for _, r in timed if isinstance(r, Lost)]
+    rescans = [(when, r) for when, r in timed if isinstance(r, Resynced)]
+    assert len(losses) >= 2 and table.resync_in() is None, timed
+    assert [loss for _, r in rescans for loss in r.losses] == losses
+    assert all(b - a >= interval - 0.1 for (a, _), (b, _) in itertools.pairwise(rescans)), rescans
+    assert len(rescans) < len(losses), (rescans, losses)
 
 
 def test_a_loss_is_followed_by_a_resync_that_finds_what_happened_meanwhile() -> None:
