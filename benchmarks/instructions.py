@@ -13,7 +13,9 @@ Workloads, on the captured kernel datagrams (fork, exec, exit in turn):
 - ``per datagram``: ``parse_events`` on one datagram at a time;
 - ``batch``: the connector's decoder on a full ``recvmmsg`` batch (64 slots), tracking
   sequences, as in a storm;
-- ``one datagram``: the same decoder on a batch of one, as in a blocking ``recv()``.
+- ``one datagram``: the same decoder on a batch of one, as in a blocking ``recv()``;
+- ``other kinds``: the batch decoder on comm events and a thread's exits (exit_signal -1), which
+  the fast path cannot read as signed words.
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ tree, name, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
 sys.path.insert(0, tree)
 import pyprocconn as pc
 golden = json.load(open(sys.argv[4]))["datagrams"]
+THREAD_EXIT = sys.argv[5]
 mix = [bytes.fromhex(golden[n]["hex"]) for n in ("fork", "exec", "exit")]
+if name == "other kinds":  # a comm, and a thread's exit as 6.18 sends it (exit_signal -1)
+    mix = [bytes.fromhex(golden["comm"]["hex"]), bytes.fromhex(THREAD_EXIT)] * 2
 slots, slot_size = (1 if name == "one datagram" else 64), 1024
 buffer = bytearray(slots * slot_size)
 headers = [(0, len(mix[i % 3])) for i in range(slots)]
@@ -62,15 +67,20 @@ run = {
 for _ in range(repeat):
     run()
 """
-EVENTS_PER_RUN = {"recording": 3000, "per datagram": 3, "batch": 64, "one datagram": 1}
+THREAD_EXIT = (
+    "4c0000000300000000000000000000000100000001000000070000000000000028000000000000800100000005"
+    "000000000000000a0000000900000000000000ffffffff0100000001000000"
+)
+EVENTS_PER_RUN = {"recording": 3000, "per datagram": 3, "batch": 64, "one datagram": 1,
+                  "other kinds": 64}  # fmt: skip
 REPEATS = {"recording": (4, 24), "per datagram": (2000, 12000), "batch": (100, 600),
-           "one datagram": (5000, 30000)}  # fmt: skip
+           "one datagram": (5000, 30000), "other kinds": (100, 600)}  # fmt: skip
 
 
 def instructions(tree: Path, workload: str, repeat: int) -> int:
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-         "-S", "-c", WORKLOAD, str(tree), workload, str(repeat), str(GOLDEN)],
+         "-S", "-c", WORKLOAD, str(tree), workload, str(repeat), str(GOLDEN), THREAD_EXIT],
         # -S and a bare directory: nothing but the tree given (no editable install) is found
         cwd=tempfile.gettempdir(),
         capture_output=True, text=True, check=True,

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from typing import Any, Literal
 
 from pyprocconn import _libc, layout
@@ -98,6 +98,7 @@ class ProcConnector:
         self._answer: int | None = None  # its err, once it came
         self._pending: deque[ProcEvent | EventsLost] = deque()
         self._user: int | None = None  # the thread receiving right now
+        self._depth = 0  # its calls and iterations not yet ended
         self._filter_mode: Literal["none", "kernel", "user"] = "none"
         self._fd = -1
         self._owner_pid = os.getpid()  # a forked child must not unsubscribe its parent
@@ -314,9 +315,10 @@ class ProcConnector:
             raise OverrunError(item.lost, cpu=item.cpu)
         return item
 
-    def _enter(self) -> int | None:
-        """Claim the connector for this thread (one thread at a time, see the class doc); gives
-        the claim to restore on the way out (this thread's own, when its calls nest)."""
+    def _enter(self) -> None:
+        """Claim the connector for this thread (one thread at a time, see the class doc). Calls
+        nest (a recv inside a for loop), and iterators may end in any order: a count, not a
+        stack, says when the thread is out."""
         if self._fd < 0:
             self._check_open()
         me = _thread_id()
@@ -329,7 +331,12 @@ class ProcConnector:
                 "serves one thread at a time; give each thread its own connector"
             )
         self._user = me
-        return user
+        self._depth += 1
+
+    def _leave(self) -> None:
+        self._depth -= 1
+        if not self._depth:
+            self._user = None
 
     def recv(self, buf: Buffer | None = None) -> ProcEvent:
         """Block until the next event. ``buf``: a writable buffer to receive into (else an
@@ -339,7 +346,7 @@ class ProcConnector:
             # The usual call: an event already decoded, no loss marker queued, no other thread
             # inside (the rule's check, below, is for calls that may receive).
             return pending.popleft()  # type: ignore[return-value]  # (no marker: an event)
-        outer = self._enter()
+        self._enter()
         try:
             while not pending:
                 if buf is None:
@@ -348,7 +355,7 @@ class ProcConnector:
                     self._receive_into(buf, None)
             return self._pop()
         finally:
-            self._user = outer
+            self._leave()
 
     def recv_timeout(self, timeout: float = 0.0, *, buf: Buffer | None = None) -> ProcEvent | None:
         """Like :meth:`recv`, but None when no event arrived within ``timeout`` seconds."""
@@ -357,7 +364,7 @@ class ProcConnector:
         pending = self._pending
         if pending and self._user is None and self._fd >= 0 and not self._stream.markers:
             return pending.popleft()  # type: ignore[return-value]  # as in recv
-        outer = self._enter()
+        self._enter()
         try:
             deadline = time.monotonic() + timeout
             while not self._pending:
@@ -371,7 +378,7 @@ class ProcConnector:
                     return None
             return self._pop()
         finally:
-            self._user = outer
+            self._leave()
 
     def recv_batch(
         self, timeout: float | None = None, *, max_events: int = 4096, linger: float = 0.0
@@ -380,11 +387,11 @@ class ProcConnector:
         first; an empty list on timeout. ``linger``: seconds to let more arrive after the first
         wake-up. Raises :class:`OverrunError` where events were lost (the events before the loss
         are returned first)."""
-        outer = self._enter()
+        self._enter()
         try:
             return self._batch_of(timeout, max_events, linger)
         finally:
-            self._user = outer
+            self._leave()
 
     def _batch_of(self, timeout: float | None, max_events: int, linger: float) -> list[ProcEvent]:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -407,9 +414,9 @@ class ProcConnector:
             out.append(self._take())
         return out
 
-    def __iter__(self) -> Iterator[ProcEvent | EventsLost]:
+    def __iter__(self) -> Generator[ProcEvent | EventsLost, None, None]:
         """Events forever, blocking; :class:`EventsLost` items mark where events were lost."""
-        outer = self._enter()
+        self._enter()
         try:
             pending = self._pending
             while True:
@@ -417,11 +424,11 @@ class ProcConnector:
                     yield self._take()
                 self._fill(None, self._linger)
         finally:
-            self._user = outer
+            self._leave()
 
-    async def __aiter__(self) -> AsyncIterator[ProcEvent | EventsLost]:
+    async def __aiter__(self) -> AsyncGenerator[ProcEvent | EventsLost, None]:
         """Like iteration, on the running asyncio loop (a reader on :meth:`fileno`)."""
-        outer = self._enter()
+        self._enter()
         try:
             loop = asyncio.get_running_loop()
             pending = self._pending
@@ -438,7 +445,7 @@ class ProcConnector:
                     await asyncio.sleep(self._linger)
                 self._fill(0.0, 0.0)
         finally:
-            self._user = outer
+            self._leave()
 
     # -- state -----------------------------------------------------------------------------
     def fileno(self) -> int:

@@ -14,6 +14,7 @@ import ctypes
 import os
 import socket
 import struct
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ _PROC_IDX, _PROC_VAL = connector.CN_IDX_PROC, connector.CN_VAL_PROC
 _ALL, _EXIT, _NONZERO_EXIT = layout.ALL_EVENTS, layout.EXIT_BIT, layout.NONZERO_EXIT_BIT
 _MAX_ERRNO = 4095  # the kernel's errno values are 1..4095
 _MAX_PLANNED = 64 * 1024  # sizes above the connector's maximum are never compiled
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 _new: Any = tuple.__new__  # builds an event from a tuple without a Python-level __new__
 
 
@@ -52,7 +54,7 @@ def decode_name(raw: bytes) -> str:
     """A kernel name (``char[16]``, NUL-padded) as text, the way Python gives OS names
     (``os.fsdecode``: a byte that is not UTF-8 becomes a lone surrogate); ``os.fsencode`` gives
     the kernel's bytes back."""
-    return os.fsdecode(raw.split(b"\0", 1)[0])
+    return raw.split(b"\0", 1)[0].decode(_FS_ENCODING, _FS_ERRORS)  # os.fsdecode, inlined
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ class _Kind:
     cls: type[ProcEvent]
     unpack: Callable[[Any, int], tuple[Any, ...]]  # the whole message, read exactly
     pad: tuple[None, ...]  # the fields the kernel did not send
-    texts: tuple[int, ...]  # positions of char arrays, to decode
+    texts: tuple[int, ...]  # positions of char arrays among the event's values, to decode
 
 
 def _kind(cls: type[ProcEvent], sent: int) -> tuple[_Kind, tuple[Any, ...] | None]:
@@ -76,7 +78,7 @@ def _kind(cls: type[ProcEvent], sent: int) -> tuple[_Kind, tuple[Any, ...] | Non
         parts.append("x" * (item.offset - position) + item.code)
         position = item.end
     fmt = layout.HEAD_FORMAT + "".join(parts) + "x" * (sent - position)
-    texts = tuple(_FIELDS + i for i, f in enumerate(fitting) if f.is_text)
+    texts = tuple(_FIELDS - _WHAT + i for i, f in enumerate(fitting) if f.is_text)
     pad = (None,) * (len(cls.SPEC.fields) - len(fitting))
     whole = struct.Struct(fmt)
     arity = len(whole.unpack(bytes(whole.size))[_WHAT:]) + len(pad)
@@ -94,9 +96,12 @@ def _kind(cls: type[ProcEvent], sent: int) -> tuple[_Kind, tuple[Any, ...] | Non
     return exact, (cls, _FIELDS + len(fitting), first, second, pad)
 
 
-# Everything compiled for messages of one nlmsg_len (= head + cn_msg.len), as a tuple so the
-# hot path unpacks it in one step: (length, aligned length, cn_msg.len, the words reader, the
-# run reader, what -> how the words build it (for the types they can read), what -> _Kind).
+# Everything compiled for messages of one nlmsg_len (= head + cn_msg.len). A plain tuple: the hot
+# path unpacks it in one specialised step (a NamedTuple would not be, on 3.11). In order:
+# - length, aligned (padded to NLMSG_ALIGNTO: where the next message starts), cn_len;
+# - the words reader (the message as signed 32-bit words after the head: one read, any type),
+#   and the same over back-to-back messages (iter_unpack);
+# - what -> how the words build it (for the types they can read), what -> its exact _Kind.
 _Plan = tuple[int, int, int, Any, Any, dict[int, tuple[Any, ...]], dict[int, _Kind]]
 
 
@@ -109,7 +114,8 @@ def _plan(length: int) -> _Plan:
     kinds = {what: _kind(cls, sent) for what, cls in EVENT_CLASSES.items()}
     from_words = {what: fast for what, (_, fast) in kinds.items() if fast is not None}
     exact = {what: kind for what, (kind, _) in kinds.items()}
-    return length, aligned, length - _EVENT_OFFSET, words.unpack_from, runs, from_words, exact
+    cn_len = length - _EVENT_OFFSET
+    return length, aligned, cn_len, words.unpack_from, runs, from_words, exact
 
 
 def _no_runs(data: Any) -> tuple[()]:
@@ -183,8 +189,9 @@ def _make_decode() -> Any:
     ) -> None:
         """Append the events of the datagrams in ``buffer`` to ``out``. ``datagrams`` gives
         (msg_flags, bytes received) of each; datagram ``i`` starts at ``i * slot_size``.
-        ``senders``: each one's netlink port id (None: all were the kernel); a datagram another
-        sender sent, or one cut short (``MSG_TRUNC``), is skipped and counted in the stream.
+        ``senders``: each one's netlink port id (None: all were the kernel; given, it needs
+        ``slot_size`` > 0, which gives each datagram's index); a datagram another sender sent, or
+        one cut short (``MSG_TRUNC``), is skipped and counted in the stream.
 
         Without a stream (pure parsing) every event is appended and ``NLMSG_OVERRUN`` raises
         :class:`OverrunError`. With one, the connector's bookkeeping applies: sequence gaps append
@@ -193,10 +200,12 @@ def _make_decode() -> Any:
         :class:`MalformedMessageError` at the first bad message; otherwise it is counted and
         skipped.
         """
+        if senders is not None and slot_size <= 0:
+            raise ValueError("senders need slot_size > 0: datagram i starts at i * slot_size")
         first_event = len(out)
         append = out.append
         plan = usual
-        length, aligned, cn_len, read_words, _, from_words, _ = plan
+        length, aligned, cn_len, read_words, _, from_words, exact = plan
         # The stream's state, in locals for the per-event path; counts written back at the end.
         parsing = stream is None
         filtered = 0
@@ -204,11 +213,12 @@ def _make_decode() -> Any:
             track, last_sequence = stream.track_sequence, stream.last_sequence
             mask, on_ack, lose = stream.mask, stream.on_ack, stream.lose
             filtering = mask != _ALL
-            markers = stream.markers
+            markers_before = stream.markers
         try:
             start = -slot_size
             for flags, nbytes in datagrams:
                 start += slot_size
+                # (datagram i starts at i * slot_size: start // slot_size is its index)
                 if flags & msg_trunc or (senders is not None and senders[start // slot_size]):
                     if stream is not None:
                         if flags & msg_trunc:
@@ -229,26 +239,34 @@ def _make_decode() -> Any:
                             found = _PLANS[_U32.unpack_from(buffer, offset)[0]]
                         if found is not None:
                             plan = found
-                            length, aligned, cn_len, read_words, _, from_words, _ = plan
-                    event = None
+                            length, aligned, cn_len, read_words, _, from_words, exact = plan
+                    event = None  # (None: not decoded by the usual path)
                     if remaining == length:  # the usual: one message of a planned size is left
                         values = read_words(buffer, offset)
-                        fast = from_words.get(values[at_what])
                         if (
-                            fast is not None
-                            and values[at_len] == length
+                            values[at_len] == length
                             and values[at_type] == done_type
                             and values[at_idx] == proc_idx
                             and values[at_val] == proc_val
                             and values[at_cn_len] == cn_len
                         ):
-                            cls, end_of_fields, first, second, pad = fast
-                            if values[first] >= 0 and values[second] >= 0:
-                                fields = values[at_what:end_of_fields]
-                                # (pad: the fields an older kernel does not send)
-                                event = new(cls, fields + pad if pad else fields)
-                                remaining = 0
+                            fast = from_words.get(values[at_what])
+                            if fast is not None:
+                                cls, end_of_fields, first, second, pad = fast
+                                if values[first] >= 0 and values[second] >= 0:  # (u32 as i32)
+                                    fields = values[at_what:end_of_fields]
+                                    # (pad: the fields an older kernel does not send)
+                                    event = new(cls, fields + pad if pad else fields)
+                            if event is None and (kind := exact.get(values[at_what])):
+                                # A comm's name, a thread's exit (exit_signal -1 as u32): the
+                                # same checked message, read with its exact layout.
+                                values = kind.unpack(buffer, offset)
+                                event = _build(kind, values)
+                            if event is not None:
+                                remaining = 0  # the datagram is done
                     if event is None:  # anything else: one message, every check spelled out
+                        # (The plan may be another size's: it reads only whole messages of
+                        # its own length, and _read_run keeps only those that say so.)
                         if parsing and remaining >= 2 * aligned:
                             taken = _read_run(buffer, offset, remaining, plan, out) * aligned
                             if taken:
@@ -271,7 +289,7 @@ def _make_decode() -> Any:
                         cpu, seq = values[at_cpu], values[at_seq]
                         last = last_sequence.get(cpu)
                         last_sequence[cpu] = seq
-                        if last is not None and seq - last != 1:  # (u32: it wraps to 0)
+                        if last is not None and seq - last != 1:  # (also a wrap to 0: gap 0)
                             gap = (seq - last - 1) & 0xFFFFFFFF
                             if 0 < gap < 0x80000000:  # a larger "gap" is reordering, not loss
                                 lose(out, gap, cpu)
@@ -287,7 +305,8 @@ def _make_decode() -> Any:
         finally:
             if stream is not None:  # delivered: what was appended, less the loss markers
                 counters = stream.counters
-                counters.received += len(out) - first_event - stream.markers + markers
+                markers = stream.markers - markers_before
+                counters.received += len(out) - first_event - markers
                 if filtered:
                     counters.filtered += filtered
 
@@ -328,13 +347,13 @@ def _exit_code(event: Any) -> int:
 
 
 def _build(kind: _Kind, values: tuple[Any, ...]) -> ProcEvent:
-    fields = values[_WHAT:] + kind.pad
+    fields = values[_WHAT:]
     if kind.texts:
-        fields = tuple(
-            decode_name(value) if _WHAT + i in kind.texts else value
-            for i, value in enumerate(fields)
-        )
-    event: ProcEvent = _new(kind.cls, fields)
+        decoded = list(fields)
+        for position in kind.texts:
+            decoded[position] = decode_name(decoded[position])
+        fields = tuple(decoded)
+    event: ProcEvent = _new(kind.cls, fields + kind.pad if kind.pad else fields)
     return event
 
 
@@ -407,6 +426,7 @@ def _connector_message(buffer: Any, offset: int, length: int) -> tuple[Any, Any,
         data = bytes(buffer[offset + _DATA_OFFSET : offset + _EVENT_OFFSET + cn_len])
         return head, _new(UnknownEvent, (head[_WHAT], head[_CPU], head[_TIMESTAMP], data)), ""
     plan = _PLANS[_EVENT_OFFSET + cn_len]  # the size the kernel sent, whatever the padding
-    kind = plan[-1][head[_WHAT]] if plan is not None else _kind(cls, cn_len - _HEAD_BYTES)[0]
+    exact = plan[-1] if plan is not None else {head[_WHAT]: _kind(cls, cn_len - _HEAD_BYTES)[0]}
+    kind = exact[head[_WHAT]]
     values = kind.unpack(buffer, offset)
     return values, _build(kind, values), ""

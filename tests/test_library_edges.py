@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -77,6 +80,64 @@ def test_the_natural_calls() -> None:
         assert conn.recv_timeout(0.2) is None  # the timeout first, as Python calls go
     with pc.ProcConnector(events="exec,exit") as conn:
         assert conn.events == pc.EventType.EXEC | pc.EventType.EXIT
+
+
+def _from_another_thread(call: Callable[[], object]) -> object:
+    """What ``call`` gives (or raises) in a thread of its own."""
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except Exception as error:  # the error is the result
+            result.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    return result[0]
+
+
+@live
+def test_iterations_ending_in_any_order_release_the_connector() -> None:
+    """Found in review: iterations that end in the order they began (as asyncio closes
+    abandoned async generators) must leave the connector to other threads afterwards."""
+    with pc.ProcConnector() as conn:
+        subprocess.run(["/bin/true"], check=True)
+        time.sleep(0.2)
+        first, second = iter(conn), iter(conn)
+        next(first)
+        next(second)
+        first.close()  # the second still runs: the thread is still inside
+        assert isinstance(_from_another_thread(lambda: conn.recv_timeout(0.1)), RuntimeError)
+        second.close()
+        with ticking():
+            assert isinstance(_from_another_thread(lambda: conn.recv_timeout(5)), pc.ProcEvent)
+
+        async def twice() -> None:
+            for _ in range(2):
+                subprocess.run(["/bin/true"], check=True)
+                async for _event in conn:
+                    break  # abandoned: asyncio closes it at shutdown, in start order
+
+        asyncio.run(twice())
+        with ticking():
+            assert isinstance(_from_another_thread(lambda: conn.recv_timeout(5)), pc.ProcEvent)
+
+
+@live
+def test_a_second_thread_is_told_the_rule_with_events_already_decoded() -> None:
+    """recv's shortcut (an event already decoded) is not a way around the rule."""
+    with pc.ProcConnector() as conn:
+        subprocess.run(["/bin/true"], check=True)
+        time.sleep(0.2)  # its fork, exec and exit are queued: one receive decodes them all
+        iterator = iter(conn)
+        next(iterator)  # this thread is inside, the other events wait decoded
+        try:
+            for call in (conn.recv, lambda: conn.recv_timeout(0.1)):
+                assert isinstance(_from_another_thread(call), RuntimeError)
+        finally:
+            iterator.close()
 
 
 @live
