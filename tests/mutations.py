@@ -229,6 +229,26 @@ MUTATIONS = [
         ("tests/test_processes_live.py::test_a_long_overrun_costs_one_rescan_per_interval",),
     ),
     Mutation(
+        "recv's shortcut lets a second thread take decoded events",
+        "threads rule: one thread at a time",
+        "pyprocconn/connector.py",
+        "if pending and self._user is None and self._fd >= 0 and not self._stream.markers:\n"
+        "            # The usual call",
+        "if pending and self._fd >= 0 and not self._stream.markers:\n            # The usual call",
+        (
+            "tests/test_library_edges.py::"
+            "test_a_second_thread_is_told_the_rule_with_events_already_decoded",
+        ),
+    ),
+    Mutation(
+        "the first iteration to end releases the thread's claim",
+        "threads rule: one thread at a time",
+        "pyprocconn/connector.py",
+        "        self._depth -= 1\n        if not self._depth:\n",
+        "        self._depth -= 1\n        if True:\n",
+        ("tests/test_library_edges.py::test_iterations_ending_in_any_order_release_the_connector",),
+    ),
+    Mutation(
         "a second thread is let in",
         "threads rule: one thread at a time",
         "pyprocconn/connector.py",
