@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import pyprocconn as pc
 from pyprocconn import monitor, procfs
+from pyprocconn.processes import FOLLOWED
 
 _JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder for every line
 # Every event type the generated layer has a class for (new ones too), by its short name.
@@ -442,7 +443,7 @@ def _stop(signum: int, frame: object) -> None:
     raise _StopSignalError
 
 
-def _subscription(args: argparse.Namespace) -> tuple[pc.EventType, pc.EventType]:
+def _subscription(args: argparse.Namespace, table: bool) -> tuple[pc.EventType, pc.EventType]:
     """(what to subscribe to, what to show)."""
     everything = pc.EventType.ALL
     shown = args.events if args.events is not None else everything
@@ -452,6 +453,8 @@ def _subscription(args: argparse.Namespace) -> tuple[pc.EventType, pc.EventType]
     subscribed = shown
     if args.pid:  # following the tree needs its forks and exits whatever is shown
         subscribed |= pc.EventType.FORK | pc.EventType.EXIT
+    if table:  # so does the table (start times, parents, ids), whatever is shown
+        subscribed |= pc.EventType.from_names(",".join(sorted(FOLLOWED)))
     return subscribed, shown
 
 
@@ -498,10 +501,10 @@ def _stream(
 
 
 def run(args: argparse.Namespace, stream: TextIO) -> int:
-    subscribed, shown = _subscription(args)
+    raw = args.raw or args.comm or args.cmdline
+    subscribed, shown = _subscription(args, table=not raw)
     shows = _shows(shown)
     tree = DescendantFilter(args.pid) if args.pid else None
-    raw = args.raw or args.comm or args.cmdline
     info = ProcInfo(args.comm, args.cmdline) if (args.comm or args.cmdline) else None
     started = time.monotonic()
     rcvbuf = args.rcvbuf if args.rcvbuf is not None else pc.DEFAULT_RCVBUF

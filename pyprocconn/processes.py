@@ -393,3 +393,5 @@ _HANDLERS: dict[str, Any] = {
     "comm": ProcessTable._comm,
     "exit": ProcessTable._exit,
 }
+# The event types the table follows: a connector that feeds it must carry them.
+FOLLOWED: frozenset[str] = frozenset(_HANDLERS)

@@ -448,7 +448,7 @@ def test_check_says_events_will_flow() -> None:
 
 
 def test_the_table_puts_the_command_line_on_every_line_and_the_duration_on_exits() -> None:
-    cli = Cli("-x")
+    cli = Cli("-x", "-e", "exec,exit")  # the table still follows the forks it does not show
     as_json = Cli("--json")
     _subscribed(cli.process.pid)
     _subscribed(as_json.process.pid)
