@@ -221,6 +221,10 @@ def make_tools(scratch: Path) -> tuple[list[Tool], list[str]]:
         Tool(TABLE, table, signal.SIGUSR1, parse_table),
         Tool(TABLE_RT, [*table, "--realtime"], signal.SIGUSR1, parse_table),
     ]
+    for flags in (["-e", "exec"], ["-r", "-e", "exec"]):  # the command: forkstat's line shape
+        command = [sys.executable, "-m", "pyprocconn", *flags]
+        name = f"pyprocconn command {' '.join(flags)}"
+        tools.append(Tool(name, command, signal.SIGINT, parse_forkstat_exec, False))
     notes = []
     forkstat, extrace = shutil.which("forkstat"), shutil.which("extrace")
     if forkstat is None:

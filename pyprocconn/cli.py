@@ -6,6 +6,7 @@ import argparse
 import datetime
 import json
 import os
+import pwd
 import signal
 import stat
 import sys
@@ -143,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-x", "--ids", action="store_true", help="add UID, EUID and USER columns")
     parser.add_argument(
-        "--user", metavar="USER", help="only processes whose real or effective user is USER"
+        "--user",
+        metavar="USER",
+        type=_user,
+        help="only processes whose real or effective user is USER (a name or a uid)",
     )
     parser.add_argument(
         "--cgroup", metavar="TEXT", help="only processes whose cgroup path contains TEXT"
@@ -261,7 +265,8 @@ class Output:
     ) -> None:
         self.stream, self.as_json, self.info = stream, as_json, info
         self.table, self.ids, self.tree = table, ids, tree
-        self.flush_each = _is_pipe(stream)
+        self.interactive = _is_pipe(stream)  # a terminal or a pipe: lines shown as they come
+        self._unshown_since: float | None = None  # when the oldest line not yet flushed came
         # CLOCK_MONOTONIC (the kernel's timestamp_ns) to wall-clock time.
         self.wall_offset_ns = time.time_ns() - time.monotonic_ns()
         self.zone = datetime.datetime.now().astimezone().tzinfo  # looked up once, not per event
@@ -272,8 +277,23 @@ class Output:
 
     def _write(self, line: str) -> None:
         self.stream.write(line + "\n")
-        if self.flush_each:
+        if self.interactive and self._unshown_since is None:
+            self._unshown_since = time.monotonic()
+
+    def flush_in(self) -> float | None:
+        """Seconds until the lines written must be shown (None: none waiting)."""
+        if self._unshown_since is None:
+            return None
+        return max(0.0, self._unshown_since + _SHOW_WITHIN - time.monotonic())
+
+    def batch_done(self) -> None:
+        """Show the lines once they have waited _SHOW_WITHIN (a terminal or a pipe). Not per
+        line: each write to a pipe wakes its reader, which takes the CPU from the reading of
+        /proc (flushed per line, or even per batch, the command read as few as 6 of 300
+        short-lived command lines through a pipe; this way as many as into a file)."""
+        if self._unshown_since is not None and self.flush_in() == 0.0:
             self.stream.flush()
+            self._unshown_since = None
 
     def _time(self, timestamp_ns: int | None) -> datetime.datetime:
         wall_ns = (
@@ -389,6 +409,18 @@ def shown_name(name: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+_SHOW_WITHIN = 0.05  # seconds a line may wait before a terminal or pipe shows it
+
+
+def _user(text: str) -> str:
+    if not text.isdigit():
+        try:
+            pwd.getpwnam(text)
+        except KeyError:
+            raise argparse.ArgumentTypeError(f"no such user: {text!r}") from None
+    return text
+
+
 def _is_pipe(stream: TextIO) -> bool:
     try:
         return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode) or stream.isatty()
@@ -485,7 +517,8 @@ def _stream(
 ) -> None:
     """Print events until the count, the duration or (``--until-exit``) the tree ends."""
     printed = 0
-    for batch in monitor.batches(conn, args.duration):
+    linger = 0.0 if output.info is not None else pc.DEFAULT_LINGER  # --comm/--cmdline read /proc
+    for batch in monitor.batches(conn, args.duration, output.flush_in, linger=linger):
         for item in batch:
             if isinstance(item, pc.EventsLost):
                 output.lost(item.lost, item.cpu)
@@ -496,6 +529,7 @@ def _stream(
                 printed += 1
                 if args.count is not None and printed >= args.count:
                     return
+        output.batch_done()
         if args.until_exit and tree is not None and tree.done:
             return
 
@@ -526,8 +560,8 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
             def wanted(event: pc.ProcEvent) -> bool:
                 return (tree is None or tree(event)) and shows(event)
 
-            commands = monitor.run_table(
-                conn, args, wanted, output, lambda: tree is not None and tree.done
+            monitor.run_table(
+                conn, args, wanted, output, commands, lambda: tree is not None and tree.done
             )
     except (KeyboardInterrupt, _StopSignalError):
         pass

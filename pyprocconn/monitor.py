@@ -119,10 +119,12 @@ def batches(
     conn: ProcConnector,
     duration: float | None,
     wait_at_most: Callable[[], float | None] = lambda: None,
+    linger: float = DEFAULT_LINGER,
 ) -> Iterator[list[ProcEvent | EventsLost]]:
     """The connector's batches until ``duration`` seconds pass (None: forever); a loss comes as
     a batch of its own: ``[EventsLost]``; an empty batch when ``wait_at_most()`` seconds passed
-    without events."""
+    without events. ``linger``: 0 when /proc is read at each batch (a process that lives half a
+    millisecond is gone after a 1 ms linger)."""
     deadline = None if duration is None else time.monotonic() + duration
     while True:
         remaining = None if deadline is None else deadline - time.monotonic()
@@ -131,7 +133,7 @@ def batches(
         wait = wait_at_most()
         timeout = remaining if wait is None else wait if remaining is None else min(wait, remaining)
         try:
-            yield list(conn.recv_batch(timeout, linger=DEFAULT_LINGER))
+            yield list(conn.recv_batch(timeout, linger=linger))
         except OverrunError as error:
             yield [EventsLost(error.lost, error.cpu)]
 
@@ -149,18 +151,45 @@ def run_table(
     args: argparse.Namespace,
     wanted: Callable[[ProcEvent], bool],
     output: Any,
+    commands: Counter[str],
     tree_done: Callable[[], bool] = lambda: False,
-) -> Counter[str]:
+) -> None:
     """Print events, enriched from the table, until the count, the duration or the tree ends.
-    ``wanted``: the event filters (-e, -p); returns the per-command counts for -S."""
+    ``wanted``: the event filters (-e, -p); ``commands`` counts the events per command for -S
+    as they come (a signal may end this at any point)."""
     table = ProcessTable(conn, realtime=args.realtime)
     only = TableFilter(args.user, args.cgroup)
-    commands: Counter[str] = Counter()
+    try:
+        _follow(table, conn, args, wanted, output, commands, tree_done, only)
+    finally:  # also when a signal ends it
+        if table.incomplete or table.skipped:
+            print(
+                f"pyprocconn: command lines not read: {table.incomplete} (the process had "
+                f"ended), {table.skipped} (skipped under overload)",
+                file=sys.stderr,
+            )
+
+
+def _follow(
+    table: ProcessTable,
+    conn: ProcConnector,
+    args: argparse.Namespace,
+    wanted: Callable[[ProcEvent], bool],
+    output: Any,
+    commands: Counter[str],
+    tree_done: Callable[[], bool],
+    only: TableFilter,
+) -> None:
     printed = 0
     # --tree indents from the process followed (-p), as extrace does, else from init.
     base = _depth(table, table.processes.get(args.pid)) if args.pid else 0
-    for batch in batches(conn, args.duration, table.resync_in):
-        table.capture_execs(batch)
+
+    def wait_at_most() -> float | None:  # an owed rescan, or lines to show
+        waits = [w for w in (table.resync_in(), output.flush_in()) if w is not None]
+        return min(waits, default=None)
+
+    for batch in batches(conn, args.duration, wait_at_most, linger=0.0):
+        table.capture_execs(batch)  # first: a short-lived process's command line is soon gone
         for record in _records(table, batch):
             if isinstance(record, Lost):
                 output.lost(record.lost.lost, record.lost.cpu)
@@ -175,17 +204,11 @@ def run_table(
                 output.vanished(record)
             if args.count is not None and printed >= args.count:
                 break
+        output.batch_done()
         if args.count is not None and printed >= args.count:
             break
         if args.until_exit and tree_done():
             break
-    if table.incomplete or table.skipped:
-        print(
-            f"pyprocconn: command lines not read: {table.incomplete} (the process had ended), "
-            f"{table.skipped} (skipped under overload)",
-            file=sys.stderr,
-        )
-    return commands
 
 
 def _shown(

@@ -330,6 +330,13 @@ def test_pid_follows_a_thread_that_execs() -> None:
     assert exec_ and final, records
 
 
+def test_an_unknown_user_is_a_usage_error() -> None:
+    command = [*COMMAND, "--user", "no-such-user-here"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 2 and "no such user: 'no-such-user-here'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_pid_of_no_process_says_so() -> None:
     done = subprocess.run(
         [*COMMAND, "-p", "999999"], capture_output=True, text=True, check=False, timeout=30
@@ -341,8 +348,12 @@ def test_pid_of_no_process_says_so() -> None:
 def test_sigterm_and_sighup_end_like_ctrl_c(sig: int) -> None:
     cli = Cli("-S")
     _subscribed(cli.process.pid)
+    cli.trigger_until_seen(
+        lambda: triggers.exit_with(0), lambda lines, pid: any(f" {pid} " in x for x in lines)
+    )
     code, err = cli.finish(sig=sig)
     assert code == 0 and "total" in err and "receive buffer:" in err and "Traceback" not in err
+    assert "events per command" in err, err  # the table's part of the summary too
 
 
 @pytest.mark.parametrize(
