@@ -429,7 +429,8 @@ def _is_pipe(stream: TextIO) -> bool:
 
 
 class DescendantFilter:
-    """--pid: the process and everything it forks from now on, followed by thread.
+    """--pid: the process, its descendants at the start, and everything they fork from now on,
+    followed by thread.
 
     A process stays tracked while any of its threads lives: the kernel may report other
     threads' exits after the main thread's, and a non-main thread's exec reports the main
@@ -439,7 +440,9 @@ class DescendantFilter:
 
     def __init__(self, root: int) -> None:
         self.root = root
-        self.threads: dict[int, set[int]] = {root: procfs.thread_ids(root)}
+        self.threads: dict[int, set[int]] = {
+            pid: procfs.thread_ids(pid) for pid in {root, *procfs.descendants(root)}
+        }
 
     @property
     def done(self) -> bool:

@@ -181,8 +181,20 @@ def _follow(
     only: TableFilter,
 ) -> None:
     printed = 0
-    # --tree indents from the process followed (-p), as extrace does, else from init.
+    # --tree indents from the process followed (-p), as extrace does, else from init; a
+    # process keeps the depth it was first shown at (its parent may end and it be reparented).
     base = _depth(table, table.processes.get(args.pid)) if args.pid else 0
+    depths: dict[int, int] = {}
+
+    def depth_of(process: Process | None) -> int:
+        if process is None:
+            return 0
+        known = depths.get(process.pid)
+        if known is None:
+            parent = depths.get(process.ppid)
+            since = _depth(table, process) - base
+            known = depths[process.pid] = parent + 1 if parent is not None else max(0, since)
+        return known
 
     def wait_at_most() -> float | None:  # an owed rescan, or lines to show
         waits = [w for w in (table.resync_in(), output.flush_in()) if w is not None]
@@ -196,12 +208,14 @@ def _follow(
             elif isinstance(record, Resynced):
                 output.resync(record)
             elif isinstance(record, Seen) and _shown(record, args, wanted, only):
-                depth = max(0, _depth(table, record.process) - base) if args.tree else 0
+                depth = depth_of(record.process) if args.tree else 0
                 output.event(record.event, record.process, depth)
                 commands[command_of(record.process)] += 1
                 printed += 1
-            elif isinstance(record, Exited) and record.unknown:
-                output.vanished(record)
+            elif isinstance(record, Exited):
+                depths.pop(record.process.pid, None)  # the pid may be reused
+                if record.unknown:
+                    output.vanished(record)
             if args.count is not None and printed >= args.count:
                 break
         output.batch_done()

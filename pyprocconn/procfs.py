@@ -55,3 +55,18 @@ def argv(pid: int) -> list[str] | None:
 def parse_argv(raw: bytes | None) -> list[str] | None:
     """``/proc/PID/cmdline`` bytes as arguments, names decoded as ``os.fsdecode`` does."""
     return [os.fsdecode(arg) for arg in raw.rstrip(b"\0").split(b"\0")] if raw else None
+
+
+def descendants(root: int) -> set[int]:
+    """The processes below ``root`` now, from every process's parent in /proc."""
+    parents = {}
+    for name in os.listdir("/proc"):
+        found = stat(int(name)) if name.isdigit() else None
+        if found is not None and found[1][0] not in (b"Z", b"X"):
+            parents[int(name)] = int(found[1][1])
+    below: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - below
+        below |= frontier
+    return below

@@ -294,6 +294,21 @@ def test_pid_with_an_event_list_still_follows_the_tree() -> None:
     assert records[-1]["process_pid"] == root.pid
 
 
+def test_until_exit_waits_for_children_the_process_had_before() -> None:
+    root = subprocess.Popen(
+        ["/bin/sh", "-c", "sleep 1 & read go; exit 0"], stdin=subprocess.PIPE, text=True
+    )
+    time.sleep(0.2)  # its sleep runs before the command starts
+    cli = Cli("--json", "-e", "exit", "-p", str(root.pid), "--until-exit")
+    _subscribed(cli.process.pid)
+    _go(root)
+    root.wait(timeout=10)
+    code, err = cli.finish(sig=0, timeout=20)  # ends by itself, once the sleep has too
+    exits = [r["process_tgid"] for r in _json(cli.lines)]
+    assert code == 0, err
+    assert exits[0] == root.pid and len(exits) == 2, exits  # the root, then its older child
+
+
 def test_tree_indents_from_the_process_followed() -> None:
     root = _gated("/bin/sh -c '/bin/true; exit 0'; exit 0")
     cli = Cli("-e", "exec", "-p", str(root.pid), "--tree", "--until-exit")
