@@ -541,21 +541,21 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
     raw = args.raw or args.comm or args.cmdline
     subscribed, shown = _subscription(args, table=not raw)
     shows = _shows(shown)
-    tree = DescendantFilter(args.pid) if args.pid else None
     info = ProcInfo(args.comm, args.cmdline) if (args.comm or args.cmdline) else None
     started = time.monotonic()
     rcvbuf = args.rcvbuf if args.rcvbuf is not None else pc.DEFAULT_RCVBUF
     everything = subscribed == pc.EventType.ALL
     conn = pc.ProcConnector(events=None if everything else subscribed, rcvbuf=rcvbuf)
+    # The process and its descendants are looked up after subscribing: no fork is missed.
+    if args.pid and not procfs.alive(args.pid):
+        conn.close()
+        print(f"pyprocconn: no process {args.pid}", file=sys.stderr)
+        return 1
+    tree = DescendantFilter(args.pid) if args.pid else None
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     output = Output(stream, args.json, info, table=not raw, ids=args.ids, tree=args.tree)
     commands: Counter[str] = Counter()
-    status = 0
     try:
-        if args.pid and not procfs.alive(args.pid):  # checked after subscribing: no race
-            print(f"pyprocconn: no process {args.pid}", file=sys.stderr)
-            status = 1
-            return status
         if raw:
             _stream(conn, args, tree, shows, output)
         else:
@@ -573,9 +573,9 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
             signal.signal(sig, handler)
         stats, granted = conn.stats, conn.rcvbuf
         conn.close()
-        if args.stats and not status:
+        if args.stats:
             _print_stats(output.counts, stats, time.monotonic() - started, granted, commands)
-    return status
+    return 0
 
 
 def _print_stats(

@@ -357,6 +357,7 @@ def test_pid_of_no_process_says_so() -> None:
         [*COMMAND, "-p", "999999"], capture_output=True, text=True, check=False, timeout=30
     )
     assert done.returncode == 1 and done.stderr == "pyprocconn: no process 999999\n"
+    assert done.stdout == ""  # not even the column header
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
