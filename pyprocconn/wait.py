@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 record.update(exit_fields(ended))
             else:
                 record["reason"] = "no such process" if gone else "timeout"
-            print(json.dumps(record), flush=True)
+            print(json.dumps(record, separators=(",", ":")), flush=True)  # as the stream
         else:
             print(f"{pid} {text}", flush=True)
     return status
