@@ -412,13 +412,14 @@ def shown_name(name: str) -> str:
 _SHOW_WITHIN = 0.05  # seconds a line may wait before a terminal or pipe shows it
 
 
-def _user(text: str) -> str:
-    if not text.isdigit():
-        try:
-            pwd.getpwnam(text)
-        except KeyError:
-            raise argparse.ArgumentTypeError(f"no such user: {text!r}") from None
-    return text
+def _user(text: str) -> int:
+    """--user: a uid, or a user name looked up once."""
+    if text.isdigit():
+        return int(text)
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"no such user: {text!r}") from None
 
 
 def _is_pipe(stream: TextIO) -> bool:

@@ -426,7 +426,6 @@ def _connector_message(buffer: Any, offset: int, length: int) -> tuple[Any, Any,
         data = bytes(buffer[offset + _DATA_OFFSET : offset + _EVENT_OFFSET + cn_len])
         return head, _new(UnknownEvent, (head[_WHAT], head[_CPU], head[_TIMESTAMP], data)), ""
     plan = _PLANS[_EVENT_OFFSET + cn_len]  # the size the kernel sent, whatever the padding
-    exact = plan[-1] if plan is not None else {head[_WHAT]: _kind(cls, cn_len - _HEAD_BYTES)[0]}
-    kind = exact[head[_WHAT]]
+    kind = plan[-1][head[_WHAT]] if plan is not None else _kind(cls, cn_len - _HEAD_BYTES)[0]
     values = kind.unpack(buffer, offset)
     return values, _build(kind, values), ""

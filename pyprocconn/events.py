@@ -209,10 +209,12 @@ class EventsLost(NamedTuple):
     cpu: int | None = None
 
     def __str__(self) -> str:
-        count = "an unknown number of events" if self.lost is None else f"{self.lost} event"
-        plural = "s" if self.lost not in (None, 1) else ""
+        if self.lost is None:
+            count = "an unknown number of events"
+        else:
+            count = f"{self.lost} event{'' if self.lost == 1 else 's'}"
         where = "" if self.cpu is None else f" on cpu {self.cpu}"
-        return f"lost {count}{plural}{where}"
+        return f"lost {count}{where}"
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 from pyprocconn.connector import DEFAULT_LINGER, ProcConnector
 from pyprocconn.errors import OverrunError
 from pyprocconn.events import EventsLost, ProcEvent
-from pyprocconn.processes import Exited, Lost, Process, ProcessTable, Record, Resynced, Seen
+from pyprocconn.processes import Exited, Lost, Process, ProcessTable, Resynced, Seen
 
 
 def command_of(process: Process | None) -> str:
@@ -79,11 +79,8 @@ def is_thread(event: ProcEvent) -> bool:
 class TableFilter:
     """--user and --cgroup, on what the table knows of the process."""
 
-    def __init__(self, user: str | None, cgroup: str | None) -> None:
-        self.uid: int | None = None
-        if user is not None:
-            self.uid = int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid
-        self.cgroup = cgroup
+    def __init__(self, uid: int | None, cgroup: str | None) -> None:
+        self.uid, self.cgroup = uid, cgroup
 
     def __call__(self, process: Process | None) -> bool:
         if self.uid is None and self.cgroup is None:
@@ -130,20 +127,11 @@ def batches(
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             return
-        wait = wait_at_most()
-        timeout = remaining if wait is None else wait if remaining is None else min(wait, remaining)
+        timeout = min((w for w in (remaining, wait_at_most()) if w is not None), default=None)
         try:
             yield list(conn.recv_batch(timeout, linger=linger))
         except OverrunError as error:
             yield [EventsLost(error.lost, error.cpu)]
-
-
-def _records(table: ProcessTable, batch: list[ProcEvent | EventsLost]) -> Iterator[Record]:
-    """What a batch tells; an empty one (idle) gives the rescan owed for losses, once due."""
-    if not batch:
-        yield from table.resync_due()
-    for item in batch:
-        yield from table.update(item)
 
 
 def run_table(
@@ -159,10 +147,14 @@ def run_table(
     as they come (a signal may end this at any point)."""
     table = ProcessTable(conn, realtime=args.realtime)
     only = TableFilter(args.user, args.cgroup)
+    reader_gone = False
     try:
         _follow(table, conn, args, wanted, output, commands, tree_done, only)
+    except BrokenPipeError:
+        reader_gone = True  # `pyprocconn | head`: end quietly
+        raise
     finally:  # also when a signal ends it
-        if table.incomplete or table.skipped:
+        if (table.incomplete or table.skipped) and not reader_gone:
             print(
                 f"pyprocconn: command lines not read: {table.incomplete} (the process had "
                 f"ended), {table.skipped} (skipped under overload)",
@@ -197,12 +189,11 @@ def _follow(
         return known
 
     def wait_at_most() -> float | None:  # an owed rescan, or lines to show
-        waits = [w for w in (table.resync_in(), output.flush_in()) if w is not None]
-        return min(waits, default=None)
+        waits = (table.resync_in(), output.flush_in())
+        return min((wait for wait in waits if wait is not None), default=None)
 
     for batch in batches(conn, args.duration, wait_at_most, linger=0.0):
-        table.capture_execs(batch)  # first: a short-lived process's command line is soon gone
-        for record in _records(table, batch):
+        for record in table.feed(batch):
             if isinstance(record, Lost):
                 output.lost(record.lost.lost, record.lost.cpu)
             elif isinstance(record, Resynced):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -219,6 +219,15 @@ class ProcessTable:
                 pid = item.process_tgid  # type: ignore[union-attr]
                 self._captured[pid] = procfs.read(f"/proc/{pid}/cmdline")
 
+    def feed(self, batch: Sequence[ProcEvent | EventsLost]) -> list[Record]:
+        """What a batch from the connector tells: command lines of execs read first
+        (:meth:`capture_execs`), then each item (:meth:`update`); an empty batch (a wait that
+        timed out) gives the rescan owed for losses, once due."""
+        self.capture_execs(batch)
+        if not batch:
+            return self.resync_due()
+        return [record for item in batch for record in self.update(item)]
+
     def update(self, item: ProcEvent | EventsLost) -> list[Record]:
         """Apply one item of the stream; what it tells, as records (a rescan owed for earlier
         losses first, once due)."""
@@ -367,11 +376,7 @@ class ProcessTable:
                 batch: list[ProcEvent | EventsLost] = list(conn.recv_batch(self.resync_in()))
             except OverrunError as error:
                 batch = [EventsLost(error.lost, error.cpu)]
-            self.capture_execs(batch)
-            for item in batch:
-                yield from self.update(item)
-            if not batch:  # idle with a rescan owed
-                yield from self.resync_due()
+            yield from self.feed(batch)
 
     def close(self) -> None:
         if self._own:

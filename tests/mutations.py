@@ -15,8 +15,6 @@ takes about three minutes here (2 cores), so it is not part of every CI run.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.project_copy import copy_project, importing
+
 GUARANTEES = "tests/test_guarantees_live.py"
 FORGED = f"{GUARANTEES}::test_forged_datagrams_and_stale_bytes_never_surface"
 LOSS = f"{GUARANTEES}::test_loss_is_reported_on_every_path"
@@ -303,7 +302,7 @@ MUTATIONS = [
 
 
 def _pytest(copy: Path, tests: tuple[str, ...]) -> tuple[int, str]:
-    environment = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+    environment = importing(copy)
     try:
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
@@ -332,14 +331,11 @@ def main() -> int:
         return 0 if chosen or args.list else 2
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pyprocconn-mutations-") as scratch:
-        copy = Path(scratch) / "project"
-        shutil.copytree(
-            ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info")
-        )
+        copy = copy_project(Path(scratch))
         where = subprocess.run(
             [sys.executable, "-c", "import pyprocconn; print(pyprocconn.__file__)"],
             cwd=copy,
-            env={**os.environ, "PYTHONPATH": str(copy)},
+            env=importing(copy),
             capture_output=True,
             text=True,
             check=True,

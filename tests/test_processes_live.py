@@ -36,11 +36,7 @@ class Running:
                 batch: list[pc.ProcEvent | pc.EventsLost] = list(self.table.conn.recv_batch(0.1))
             except pc.OverrunError as error:
                 batch = [pc.EventsLost(error.lost, error.cpu)]
-            self.table.capture_execs(batch)
-            for item in batch:
-                self.records += self.table.update(item)
-            if not batch:
-                self.records += self.table.resync_due()
+            self.records += self.table.feed(batch)
 
     def stop(self) -> None:
         self._stop.set()
@@ -115,9 +111,7 @@ def test_a_long_overrun_costs_one_rescan_per_interval() -> None:
                     batch: list[pc.ProcEvent | pc.EventsLost] = list(table.conn.recv_batch(0.1))
                 except pc.OverrunError as error:
                     batch = [pc.EventsLost(error.lost, error.cpu)]
-                records = [r for item in batch for r in table.update(item)]
-                records += [] if batch else table.resync_due()
-                timed.extend((time.monotonic(), record) for record in records)
+                timed.extend((time.monotonic(), record) for record in table.feed(batch))
 
         with ticking():
             for _ in range(2):

@@ -5,15 +5,14 @@ type with its own struct, ``exit_flags`` appended to ``exit_proc_event``, a new 
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import OTHER_HEADERS, ROOT
+from tests.conftest import OTHER_HEADERS
+from tests.project_copy import copy_project, importing
 
 HEADER_SETS = {
     "6.1": OTHER_HEADERS / "linux-libc-dev-6.1.187",
@@ -24,10 +23,7 @@ TESTS = ("tests/test_headers_follow.py", "tests/test_parse.py", "tests/test_fuzz
 
 
 def _regenerated_copy(headers: Path, scratch: Path) -> Path:
-    copy = scratch / "project"
-    shutil.copytree(
-        ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info")
-    )
+    copy = copy_project(scratch)
     done = subprocess.run(
         [sys.executable, "-m", "codegen", "--headers", str(headers)],
         cwd=copy,
@@ -43,7 +39,7 @@ def _regenerated_copy(headers: Path, scratch: Path) -> Path:
 @pytest.mark.parametrize("name", sorted(HEADER_SETS))
 def test_the_friendly_layer_follows_regenerated_headers(name: str, tmp_path: Path) -> None:
     copy = _regenerated_copy(HEADER_SETS[name], tmp_path)
-    environment = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+    environment = importing(copy)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
         cwd=copy,
@@ -74,7 +70,7 @@ print("ok")
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=copy,
-        env={**os.environ, "PYTHONPATH": str(copy)},
+        env=importing(copy),
         capture_output=True,
         text=True,
         timeout=60,
