@@ -2,7 +2,7 @@
 
 import sys
 
-from pyprocconn.cli import main
+from pyprocconn.command.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,15 +12,20 @@ your own loop::
         for record in table:            # Seen, Exited, Lost or Resynced
             if isinstance(record, Exited):
                 print(record.process.argv, record.lifetime_ns, record.describe_status())
+
+Each record is true at its moment: a :class:`Process` is a snapshot that the table never changes
+once handed out (a change makes a new one), so the process a record carries is the process as it
+was at that event, even when later events of the same batch changed it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 from pyprocconn import procfs
 from pyprocconn.connector import DEFAULT_RCVBUF, ProcConnector
@@ -28,15 +33,23 @@ from pyprocconn.errors import OverrunError
 from pyprocconn.events import EventsLost, ExitStatus, ProcEvent
 
 Origin = Literal["snapshot", "fork", "late"]
-_TICKS = os.sysconf("SC_CLK_TCK")
+_TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")  # /proc's start times count in these
+_SAME_START_NS = 2 * _TICK_NS  # a fork this close to a snapshot's start time is its own fork
+DEFAULT_MAX_ARGV = 4096  # bytes of a command line kept per process
+_MAX_PENDING_CAPTURES = 4096  # captures whose exec never came are forgotten past this
 
 
-@dataclass
+@dataclass(eq=False)
 class Process:
-    """One process (threads folded in; ``threads`` lists their ids). ``start_ns`` is the
-    kernel's CLOCK_MONOTONIC time of its fork (from ``/proc`` for a snapshot, 10 ms precision);
-    (``pid``, ``start_ns``) is its identity, which survives pid reuse. ``complete`` is False
-    when the process was gone before its command line could be read."""
+    """One process as it was at one moment (threads folded in). The table never changes a
+    ``Process`` it has handed out: each change (an exec, an id or name change, reparenting)
+    makes a new one, so keep a reference for the process as it was then.
+
+    ``start_ns`` is the kernel's CLOCK_MONOTONIC time of its fork (from ``/proc`` for a
+    snapshot, 10 ms precision); (``pid``, ``start_ns``) is its identity, which survives pid
+    reuse. ``complete`` is False when the process was gone before its command line could be
+    read. ``argv`` is exactly the kernel's arguments (empty ones kept), cut to the table's
+    ``max_argv`` bytes, which ``argv_truncated`` then says."""
 
     pid: int
     ppid: int
@@ -55,7 +68,7 @@ class Process:
     kernel_thread: bool = False
     complete: bool = True
     exec_ns: int | None = None
-    threads: set[int] = field(default_factory=set)
+    argv_truncated: bool = False
 
     @property
     def key(self) -> tuple[int, int | None]:
@@ -64,16 +77,20 @@ class Process:
 
 @dataclass(frozen=True)
 class Seen:
-    """An event, with the process it is about as the table now knows it (None: unknown)."""
+    """An event, with the process it is about as it was at that event (None: unknown).
+    ``lifetime_ns``, for an exit: how long what exited lived (the thread's own lifetime for a
+    thread's exit), None when its start is unknown."""
 
     event: ProcEvent
     process: Process | None
+    lifetime_ns: int | None = None
 
 
 @dataclass(frozen=True)
 class Exited(ExitStatus):
-    """A process ended. ``exit_code`` is the wait(2) status, None when it vanished unseen (while
-    events were lost); ``parents`` is its parent chain at the end, nearest first."""
+    """A process ended (its last thread exited). ``exit_code`` is the wait(2) status (of that
+    last thread's exit: the process's status); ``parents`` is its parent chain at the end,
+    nearest first."""
 
     process: Process
     exit_code: int  # 0 with ``unknown`` True when it vanished unseen
@@ -111,9 +128,46 @@ class Resynced:
 Record = Seen | Exited | Lost | Resynced
 
 
+class _Capture(NamedTuple):
+    """What /proc had for an exec'd process the moment its batch was in hand."""
+
+    cmdline: bytes | None
+    comm: str | None = None
+    exe: str | None = None
+    cwd: str | None = None
+    cgroup: str | None = None
+
+
+class _Threads:
+    """A process's threads other than its leader (tid -> start_ns), and whether the leader has
+    exited (``pthread_exit`` while others run: the process lives on)."""
+
+    __slots__ = ("leader_gone", "others")
+
+    def __init__(self) -> None:
+        self.others: dict[int, int | None] = {}
+        self.leader_gone = False
+
+
 def _boot_offset_ns() -> int:
     """CLOCK_BOOTTIME minus CLOCK_MONOTONIC: /proc's start times count suspended time too."""
     return time.clock_gettime_ns(time.CLOCK_BOOTTIME) - time.monotonic_ns()
+
+
+def _cgroup(pid: int) -> str | None:
+    raw = procfs.read(f"/proc/{pid}/cgroup")
+    return os.fsdecode(raw.splitlines()[0].split(b":", 2)[-1]) if raw else None
+
+
+def raise_priority(nice: int | None = None, realtime: bool = False) -> None:
+    """Run the calling thread at ``nice`` (-20 is the highest) or under ``SCHED_FIFO``, so the
+    exec capture wins the race with short-lived processes. Needs CAP_SYS_NICE (or a fitting
+    RLIMIT_NICE / RLIMIT_RTPRIO): raises :class:`PermissionError` without it."""
+    if realtime:
+        priority = os.sched_get_priority_max(os.SCHED_FIFO)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    elif nice is not None:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
 class ProcessTable:
@@ -122,9 +176,11 @@ class ProcessTable:
     ``conn``: a connector to read from when iterating (one with all events is opened when None).
     ``snapshot``: start from what ``/proc`` has. ``capture_limit``: above this many events
     waiting in one batch, execs are not enriched from ``/proc`` (counted in ``skipped``), so a
-    storm never costs events. ``realtime``: run this process under ``SCHED_FIFO`` (like
-    ``forkstat -r``), so the exec capture wins the race with short-lived processes.
-    ``max_processes`` bounds memory. ``resync_interval``: the least time between two rescans of
+    storm never costs events. ``realtime``: run the calling thread under ``SCHED_FIFO`` (like
+    ``forkstat -r``); ``nice``: run it at this nice value instead (-20: the exec capture wins
+    the race with short-lived processes without a real-time policy); both need CAP_SYS_NICE
+    (:func:`raise_priority`). ``max_processes`` bounds the processes held, ``max_argv`` the
+    bytes of each command line. ``resync_interval``: the least time between two rescans of
     ``/proc`` after losses; a loss within it is owed and merged into the next rescan, made by the
     next :meth:`update` once the time has passed, or by :meth:`resync_due` (a loop of your own
     that waits for events calls it when idle, waiting at most :meth:`resync_in`).
@@ -137,26 +193,31 @@ class ProcessTable:
         snapshot: bool = True,
         capture_limit: int = 2048,
         realtime: bool = False,
+        nice: int | None = None,
         max_processes: int = 1 << 20,
+        max_argv: int = DEFAULT_MAX_ARGV,
         resync_interval: float = 0.5,
     ) -> None:
-        if realtime:
-            priority = os.sched_get_priority_max(os.SCHED_FIFO)
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        if max_argv < 1 or max_processes < 1:
+            raise ValueError("max_argv and max_processes must be at least 1")
+        raise_priority(nice, realtime)
         self._own = conn is None
         self.conn = ProcConnector(rcvbuf=DEFAULT_RCVBUF * 4) if conn is None else conn
         self.processes: dict[int, Process] = {}
         self.capture_limit = capture_limit
         self.max_processes = max_processes
+        self.max_argv = max_argv
         self.skipped = 0  # execs not enriched under overload
         self.incomplete = 0  # execs whose process was gone before /proc could be read
-        self._captured: dict[int, bytes | None] = {}  # exec'd pid -> its cmdline, read early
+        self.untracked = 0  # processes not held because the table was full
+        self._threads: dict[int, _Threads] = {}  # only processes with more than their leader
+        self._captured: dict[int, _Capture] = {}  # exec'd pid -> what /proc had, read early
         self.resync_interval = resync_interval
         self._unsynced: list[EventsLost] = []  # losses not rescanned for yet
         self._next_rescan = 0.0  # time.monotonic() from which a rescan may run
         if snapshot:
             for process in self._scan().values():
-                self.processes[process.pid] = process
+                self._hold(process)
 
     # -- /proc -----------------------------------------------------------------------------------
     def _scan(self, origin: Origin = "snapshot") -> dict[int, Process]:
@@ -171,27 +232,59 @@ class ProcessTable:
 
     def _from_proc(self, pid: int, origin: Origin, offset: int) -> Process | None:
         found = procfs.stat(pid)
-        if found is None or found[1][0] in (b"Z", b"X"):
+        if found is None:
             return None
         comm, fields = found
+        others: dict[int, int | None] = {
+            tid: start * _TICK_NS - offset
+            for tid, start in procfs.live_threads(pid).items()
+            if tid != pid
+        }
+        leader_gone = fields[0] in (b"Z", b"X")
+        if leader_gone and not others:
+            return None  # ended, not yet reaped
+        if others or leader_gone:
+            threads = self._threads.setdefault(pid, _Threads())
+            threads.others, threads.leader_gone = others, leader_gone
         flags = int(fields[6])
-        start_ns = int(fields[19]) * 1_000_000_000 // _TICKS - offset
-        process = Process(pid, int(fields[1]), start_ns, origin, sid=int(fields[3]))
-        process.comm = comm
+        start_ns = int(fields[19]) * _TICK_NS - offset
+        process = Process(pid, int(fields[1]), start_ns, origin, comm=comm, sid=int(fields[3]))
         process.kernel_thread = bool(flags & 0x00200000)  # PF_KTHREAD
-        process.threads = procfs.thread_ids(pid)
-        self._enrich(process)
+        capture = self._capture(pid)
+        self._apply(process, capture)
+        self._read_ids(process)
         return process
 
-    def _enrich(self, process: Process) -> None:
-        """What /proc has now: command line first (it is gone soonest), then the rest."""
-        pid = process.pid
-        process.argv = procfs.argv(pid)
+    def _read_cmdline(self, pid: int) -> bytes | None:
+        return procfs.read(f"/proc/{pid}/cmdline", self.max_argv + 1)
+
+    def _capture(self, pid: int, cmdline: bytes | None = None) -> _Capture:
+        """What /proc has now: the command line first (it is gone soonest), then the rest."""
+        raw = self._read_cmdline(pid) if cmdline is None else cmdline
+        comm = procfs.read(f"/proc/{pid}/comm")
+        return _Capture(
+            raw,
+            os.fsdecode(comm.removesuffix(b"\n")) if comm is not None else None,
+            procfs.link(f"/proc/{pid}/exe"),
+            procfs.link(f"/proc/{pid}/cwd"),
+            _cgroup(pid),
+        )
+
+    def _apply(self, process: Process, capture: _Capture) -> None:
+        """Fill a new (not yet handed out) process from a capture."""
+        raw = capture.cmdline
+        if raw is not None and len(raw) > self.max_argv:
+            raw, process.argv_truncated = raw[: self.max_argv], True
+        process.argv = procfs.parse_argv(raw)
         if process.argv is None and not process.kernel_thread:
             process.complete = False
-        process.exe = procfs.link(f"/proc/{pid}/exe")
-        process.cwd = procfs.link(f"/proc/{pid}/cwd")
-        status = procfs.read(f"/proc/{pid}/status") or b""
+        process.comm = capture.comm or process.comm
+        process.exe, process.cwd = capture.exe, capture.cwd
+        process.cgroup = capture.cgroup
+
+    @staticmethod
+    def _read_ids(process: Process) -> None:
+        status = procfs.read(f"/proc/{process.pid}/status") or b""
         for line in status.splitlines():
             key, _, value = line.partition(b":")
             if key in (b"Uid", b"Gid"):
@@ -200,24 +293,33 @@ class ProcessTable:
                     process.uid, process.euid = real, effective
                 else:
                     process.gid, process.egid = real, effective
-            elif key == b"Name" and process.comm is None:
-                process.comm = os.fsdecode(value.strip())
-        cgroup = procfs.read(f"/proc/{pid}/cgroup")
-        if cgroup:
-            process.cgroup = os.fsdecode(cgroup.splitlines()[0].split(b":", 2)[-1])
+
+    def _hold(self, process: Process) -> None:
+        """Keep a process, unless the table is full (a new pid then is not followed)."""
+        if process.pid in self.processes or len(self.processes) < self.max_processes:
+            self.processes[process.pid] = process
+        else:
+            self.untracked += 1
 
     # -- events ----------------------------------------------------------------------------------
     def capture_execs(self, batch: Iterable[ProcEvent | EventsLost]) -> None:
         """Read each exec'd process's command line now, before anything else in the batch is
-        looked at (call it as soon as a batch is in hand; :meth:`update` does the rest)."""
-        items = list(batch)
-        if len(items) > self.capture_limit:
-            self.skipped += sum(1 for item in items if getattr(item, "NAME", "") == "exec")
+        looked at, then the rest of what /proc has (call it as soon as a batch is in hand;
+        :meth:`update` does the rest)."""
+        items = batch if isinstance(batch, Sequence) else list(batch)
+        pids = [
+            item.process_tgid  # type: ignore[union-attr]
+            for item in items
+            if getattr(item, "NAME", "") == "exec"
+        ]
+        if not pids:
             return
-        for item in items:
-            if getattr(item, "NAME", "") == "exec":
-                pid = item.process_tgid  # type: ignore[union-attr]
-                self._captured[pid] = procfs.read(f"/proc/{pid}/cmdline")
+        if len(items) > self.capture_limit:
+            self.skipped += len(pids)
+            return
+        cmdlines = [self._read_cmdline(pid) for pid in pids]  # the race is with these
+        for pid, cmdline in zip(pids, cmdlines, strict=True):
+            self._captured[pid] = self._capture(pid, cmdline)
 
     def feed(self, batch: Sequence[ProcEvent | EventsLost]) -> list[Record]:
         """What a batch from the connector tells: command lines of execs read first
@@ -235,11 +337,13 @@ class ProcessTable:
         if isinstance(item, EventsLost):
             self._unsynced.append(item)
             return [*owed, Lost(item), *self.resync_due()]
-        name = item.NAME
-        handler = _HANDLERS.get(name)
-        records: list[Record] = []
-        process = handler(self, item, records) if handler else self._about(item)
-        return [*owed, Seen(item, process), *records]
+        handler = _HANDLERS.get(item.NAME)
+        records: list[Record] = [*owed]
+        if handler is None:
+            records.append(Seen(item, self._about(item)))
+        else:
+            handler(self, item, records)
+        return records
 
     def resync_in(self) -> float | None:
         """Seconds until the rescan owed for losses may run (0: now); None when none is owed."""
@@ -260,80 +364,112 @@ class ProcessTable:
         tgid = getattr(event, "process_tgid", None)
         return self.processes.get(tgid) if isinstance(tgid, int) else None
 
-    def _fork(self, event: Any, records: list[Record]) -> Process:
-        tgid = event.child_tgid
+    def _change(self, process: Process, **changes: Any) -> Process:
+        """A new snapshot of a held process: the one handed out before stays as it was."""
+        changed = dataclasses.replace(process, **changes)
+        self.processes[process.pid] = changed
+        return changed
+
+    def _fork(self, event: Any, records: list[Record]) -> None:
+        tgid, ts = event.child_tgid, event.timestamp_ns
         if event.child_pid != tgid:  # a new thread of a known process
             process = self.processes.get(tgid)
             if process is not None:
-                process.threads.add(event.child_pid)
-                return process
-        old = self.processes.pop(tgid, None)
+                self._threads.setdefault(tgid, _Threads()).others[event.child_pid] = ts
+            records.append(Seen(event, process))
+            return
+        old = self.processes.get(tgid)
+        if (
+            old is not None
+            and old.origin != "fork"
+            and old.start_ns is not None
+            and abs(old.start_ns - ts) <= _SAME_START_NS
+        ):  # forked before the scan that found it, not a reused pid
+            records.append(Seen(event, self._change(old, start_ns=ts, origin="fork")))
+            return
         if old is not None:  # the pid was reused: the old one ended unseen
+            self._forget(tgid)
             records.append(self._ended(old, None))
         parent = self.processes.get(event.parent_tgid)
-        process = Process(tgid, event.parent_tgid, event.timestamp_ns, "fork", threads={tgid})
-        if parent is not None:  # a child starts as a copy of its parent
-            for name in ("comm", "argv", "exe", "cwd", "uid", "euid", "gid", "egid", "sid"):
-                setattr(process, name, getattr(parent, name))
-            process.cgroup = parent.cgroup
-        if len(self.processes) < self.max_processes:
-            self.processes[tgid] = process
-        return process
+        ppid = event.parent_tgid
+        if parent is None:
+            process = Process(tgid, ppid, ts, "fork")
+        else:  # a child starts as a copy of its parent
+            process = dataclasses.replace(
+                parent, pid=tgid, ppid=ppid, start_ns=ts, origin="fork", exec_ns=None
+            )
+        self._hold(process)
+        records.append(Seen(event, process))
 
-    def _exec(self, event: Any, records: list[Record]) -> Process:
+    def _exec(self, event: Any, records: list[Record]) -> None:
         tgid = event.process_tgid
-        process = self.processes.get(tgid)
-        if process is None:
-            process = Process(tgid, 0, None, "late")
-            self.processes[tgid] = process
-        process.threads = {tgid}  # exec leaves one thread
-        process.exec_ns = event.timestamp_ns
-        early = tgid in self._captured
-        raw = self._captured.pop(tgid) if early else procfs.read(f"/proc/{tgid}/cmdline")
-        if len(self._captured) > 4096:  # captures whose exec never came: forget them
+        old = self.processes.get(tgid)
+        self._threads.pop(tgid, None)  # exec leaves one thread, with the process's pid
+        capture = self._captured.pop(tgid, None)
+        if capture is None:  # not captured early (overload, or fed by hand): read now
+            capture = self._capture(tgid)
+        if len(self._captured) > _MAX_PENDING_CAPTURES:
             self._captured.clear()
-        process.comm = None  # exec changes it: read again
-        process.argv = None  # the parent's, copied at fork: never the exec'd command's
-        self._enrich(process)  # exe, cwd, ids, cgroup: whatever is still there
-        if raw:  # the early read wins: it was taken closer to the exec
-            process.argv = procfs.parse_argv(raw)
-        process.complete = bool(process.argv)
-        if not process.complete:
+        if old is None:
+            process = Process(tgid, 0, None, "late")
+        else:  # ids, parent and session carry over; what exec changes is read
+            process = dataclasses.replace(old, comm=None, argv_truncated=False, complete=True)
+        process.exec_ns = event.timestamp_ns
+        self._apply(process, capture)
+        if old is None or old.uid is None:
+            self._read_ids(process)
+        if not process.argv:
+            process.complete = False
             self.incomplete += 1
-        return process
+        self._hold(process)
+        records.append(Seen(event, process))
 
-    def _ids(self, event: Any, records: list[Record]) -> Process | None:
+    def _ids(self, event: Any, records: list[Record]) -> None:
         process = self._about(event)
         if process is not None:
             if event.NAME == "uid":
-                process.uid, process.euid = event.ruid, event.euid
+                process = self._change(process, uid=event.ruid, euid=event.euid)
             else:
-                process.gid, process.egid = event.rgid, event.egid
-        return process
+                process = self._change(process, gid=event.rgid, egid=event.egid)
+        records.append(Seen(event, process))
 
-    def _sid(self, event: Any, records: list[Record]) -> Process | None:
+    def _sid(self, event: Any, records: list[Record]) -> None:
         process = self._about(event)
         if process is not None:
-            process.sid = event.process_tgid
-        return process
+            process = self._change(process, sid=event.process_tgid)
+        records.append(Seen(event, process))
 
-    def _comm(self, event: Any, records: list[Record]) -> Process | None:
+    def _comm(self, event: Any, records: list[Record]) -> None:
         process = self._about(event)
         if process is not None and event.process_pid == event.process_tgid:
-            process.comm = event.comm
-        return process
+            process = self._change(process, comm=event.comm)
+        records.append(Seen(event, process))
 
-    def _exit(self, event: Any, records: list[Record]) -> Process | None:
+    def _exit(self, event: Any, records: list[Record]) -> None:
         process = self._about(event)
         if process is None:
-            return None
-        if event.parent_tgid:  # the real parent at the end: reparenting followed
-            process.ppid = event.parent_tgid
-        process.threads.discard(event.process_pid)
-        if not process.threads:  # its last thread
-            del self.processes[process.pid]
+            records.append(Seen(event, None))
+            return
+        pid, tgid, ts = event.process_pid, event.process_tgid, event.timestamp_ns
+        if event.parent_tgid and event.parent_tgid != process.ppid:  # reparented meanwhile
+            process = self._change(process, ppid=event.parent_tgid)
+        threads = self._threads.get(tgid)
+        start = process.start_ns
+        if pid != tgid:  # a thread: the process ends with it only after its leader
+            start = threads.others.pop(pid, None) if threads is not None else None
+            last = threads is not None and threads.leader_gone and not threads.others
+        else:  # the leader: the process ends unless other threads still run
+            last = threads is None or not threads.others
+            if threads is not None:
+                threads.leader_gone = True
+        records.append(Seen(event, process, None if start is None else ts - start))
+        if last:
+            self._forget(tgid)
             records.append(self._ended(process, event))
-        return process
+
+    def _forget(self, pid: int) -> None:
+        del self.processes[pid]
+        self._threads.pop(pid, None)
 
     def _ended(self, process: Process, event: Any) -> Exited:
         parents: list[int] = []
@@ -351,18 +487,20 @@ class ProcessTable:
         now = self._scan("late")
         vanished = []
         for pid in [pid for pid in self.processes if pid not in now]:
-            vanished.append(self._ended(self.processes.pop(pid), None))
+            process = self.processes[pid]
+            self._forget(pid)
+            vanished.append(self._ended(process, None))
         appeared = []
         for pid, process in now.items():
             known = self.processes.get(pid)
             if known is None or (
                 known.start_ns is not None
                 and process.start_ns is not None
-                and abs(known.start_ns - process.start_ns) > 20_000_000  # reused meanwhile
+                and abs(known.start_ns - process.start_ns) > _SAME_START_NS  # reused meanwhile
             ):
                 if known is not None:
                     vanished.append(self._ended(known, None))
-                self.processes[pid] = process
+                self._hold(process)
                 appeared.append(process)
         return Resynced(losses, tuple(vanished), tuple(appeared))
 

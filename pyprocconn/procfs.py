@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 
 
-def read(path: str) -> bytes | None:
+def read(path: str, limit: int = -1) -> bytes | None:
+    """The file's bytes (at most ``limit`` when given); None when it cannot be read."""
     try:
         with open(path, "rb") as file:
-            return file.read()
+            return file.read(limit)
     except OSError:
         return None
 
@@ -47,14 +48,33 @@ def thread_ids(pid: int) -> set[int]:
         return {pid}
 
 
+def live_threads(pid: int) -> dict[int, int]:
+    """The process's threads other than its leader that have not exited: thread id -> start
+    time in clock ticks since boot (field 22 of proc(5))."""
+    try:
+        tids = [int(name) for name in os.listdir(f"/proc/{pid}/task") if name != str(pid)]
+    except OSError:
+        return {}
+    live = {}
+    for tid in tids:
+        raw = read(f"/proc/{pid}/task/{tid}/stat")
+        fields = raw.rpartition(b")")[2].split() if raw else []
+        if fields and fields[0] not in (b"Z", b"X"):
+            live[tid] = int(fields[19])
+    return live
+
+
 def argv(pid: int) -> list[str] | None:
     """The command line; None when it is gone or empty (a zombie, a kernel thread)."""
     return parse_argv(read(f"/proc/{pid}/cmdline"))
 
 
 def parse_argv(raw: bytes | None) -> list[str] | None:
-    """``/proc/PID/cmdline`` bytes as arguments, names decoded as ``os.fsdecode`` does."""
-    return [os.fsdecode(arg) for arg in raw.rstrip(b"\0").split(b"\0")] if raw else None
+    """``/proc/PID/cmdline`` bytes as arguments, names decoded as ``os.fsdecode`` does. Each
+    argument ends with one NUL: empty arguments are kept, trailing ones too. None when empty."""
+    if not raw:
+        return None
+    return [os.fsdecode(arg) for arg in raw.removesuffix(b"\0").split(b"\0")]
 
 
 def descendants(root: int) -> set[int]:

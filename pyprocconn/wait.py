@@ -2,15 +2,11 @@
 
 ``pidfd`` needs one descriptor per process and gives no status for a process that is not your
 child; one connector subscription covers any number of processes and carries the wait(2)
-status of each. The command: ``pyprocconn wait [--timeout S] [--json] PID...``.
+status of each. The command ``pyprocconn wait`` (:mod:`pyprocconn.command.wait`) is built on it.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -82,57 +78,3 @@ def wait_for_exits(pids: Iterable[int], timeout: float | None = None) -> dict[in
                         results[tgid] = Ended(tgid, event.exit_code, event.timestamp_ns)
                         waiting.discard(tgid)
     return {pid: results.get(pid) for pid in sorted(wanted)}
-
-
-def _shell_status(ended: Ended | None) -> int:
-    """What a shell's ``wait`` returns: the exit status, or 128 + the killing signal."""
-    if ended is None:
-        return 127
-    signal_number = ended.term_signal
-    return 128 + signal_number if signal_number is not None else int(ended.exit_status or 0)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pyprocconn.cli import pid_number, seconds
-
-    parser = argparse.ArgumentParser(
-        prog="pyprocconn wait",
-        description="Wait for processes (any, not only your children) and report how each ended.",
-        epilog="Exit status: like a shell's wait, the last PID's: its exit status, 128 + the "
-        "signal that killed it, 127 when it was no process; 124 on timeout; 1 when the "
-        "connector is unavailable.",
-    )
-    parser.add_argument("pids", nargs="+", type=pid_number, metavar="PID")
-    parser.add_argument("-t", "--timeout", type=seconds, metavar="SECONDS")
-    parser.add_argument("--json", action="store_true", help="one JSON object per PID")
-    args = parser.parse_args(argv)
-    try:
-        results = wait_for_exits(args.pids, args.timeout)
-    except OSError as error:
-        print(f"pyprocconn wait: {error.strerror or error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    status = 0
-    for pid in args.pids:
-        ended = results[pid]
-        gone = ended is None and not os.path.exists(f"/proc/{pid}")
-        if ended is None:
-            text = "no such process" if gone else "still running (timeout)"
-            status = 127 if gone else 124
-        else:
-            text = ended.describe_status()
-            status = _shell_status(ended)
-        if args.json:
-            record = {"pid": pid, "ended": ended is not None, "exit_code": None}
-            if ended is not None:
-                from pyprocconn.cli import exit_fields
-
-                record = {"pid": pid, "ended": True, "exit_code": ended.exit_code}
-                record.update(exit_fields(ended))
-            else:
-                record["reason"] = "no such process" if gone else "timeout"
-            print(json.dumps(record, separators=(",", ":")), flush=True)  # as the stream
-        else:
-            print(f"{pid} {text}", flush=True)
-    return status

@@ -492,9 +492,9 @@ def test_the_table_puts_the_command_line_on_every_line_and_the_duration_on_exits
     assert cli.lines[0].split() == ["TIME", "EVENT", "PID", "UID", "EUID", "USER", "DETAILS"]
     mine = [line.split(None, 6) for line in cli.lines[1:] if line.split()[2] == str(child.pid)]
     kinds = {parts[1]: parts for parts in mine}
-    assert kinds["exec"][6] == "/bin/sh -c sleep 0.05; exit 3"
+    assert kinds["exec"][6] == "/bin/sh -c 'sleep 0.05; exit 3'"  # pasted back, the same argv
     assert kinds["exit"][6].startswith("exit 3 after 0.")
-    assert kinds["exit"][6].endswith("/bin/sh -c sleep 0.05; exit 3")
+    assert kinds["exit"][6].endswith("/bin/sh -c 'sleep 0.05; exit 3'")
     assert kinds["exit"][3:6] == [str(os.getuid()), str(os.geteuid()), "root"]
     (exit_,) = [r for r in _json_for(as_json.lines, child.pid) if r["event"] == "exit"]
     process = exit_["process"]

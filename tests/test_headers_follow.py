@@ -18,7 +18,7 @@ import pytest
 
 import pyprocconn as pc
 from pyprocconn import layout
-from pyprocconn.cli import EVENT_NAMES
+from pyprocconn.command.options import EVENT_NAMES
 from pyprocconn.kernel import cn_proc
 from tests import triggers
 from tests.triggers import collect, of

@@ -56,7 +56,7 @@ def test_the_newer_header_gives_a_typed_new_event_and_the_grown_field(tmp_path: 
     copy = _regenerated_copy(HEADER_SETS["newer"], tmp_path)
     script = """
 import pyprocconn as pc
-from pyprocconn.cli import EVENT_NAMES
+from pyprocconn.command.options import EVENT_NAMES
 from pyprocconn.kernel import cn_proc
 cls = pc.NewthingEvent
 assert cls._fields == ("what", "cpu", "timestamp_ns", "process_pid", "process_tgid",

@@ -1,0 +1,158 @@
+"""``pyprocconn``: stream process events as they happen, as aligned text or JSON Lines."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from typing import TextIO
+
+import pyprocconn as pc
+from pyprocconn import procfs
+from pyprocconn.command import options
+from pyprocconn.command.follow import Descendants
+from pyprocconn.command.modes import Mode, RawMode, TableMode, follow
+from pyprocconn.command.output import JsonFormat, Output, Sink, TextFormat
+from pyprocconn.processes import raise_priority
+
+
+class _StopSignalError(Exception):
+    """SIGTERM or SIGHUP: end like Ctrl-C (unsubscribe, print the summary)."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _StopSignalError
+
+
+def _priority(args: argparse.Namespace) -> str:
+    """Raise the scheduling priority as asked (an explicit ask refused raises PermissionError)
+    or, by default, to ``DEFAULT_NICE`` when permitted. Says what it is now, for -S."""
+    if args.realtime or args.nice is not None:
+        raise_priority(args.nice, args.realtime)
+        return "SCHED_FIFO" if args.realtime else f"nice {args.nice}"
+    if not args.no_priority:
+        try:
+            raise_priority(options.DEFAULT_NICE)
+        except PermissionError:
+            return f"nice {os.getpriority(os.PRIO_PROCESS, 0)} (not raised: needs CAP_SYS_NICE)"
+        return f"nice {options.DEFAULT_NICE}"
+    return f"nice {os.getpriority(os.PRIO_PROCESS, 0)} (left as it was)"
+
+
+def run(args: argparse.Namespace, stream: TextIO) -> int:
+    raw = args.raw or args.comm or args.cmdline
+    subscribed, shown = options.subscription(args, table=not raw)
+    shows = options.shows(shown, args.nonzero_exit)
+    try:
+        priority = _priority(args)
+    except PermissionError:
+        asked = "-r" if args.realtime else f"--nice {args.nice}"
+        print(
+            f"pyprocconn: {asked} needs CAP_SYS_NICE (or a fitting RLIMIT_RTPRIO/"
+            "RLIMIT_NICE); run without it or as root",
+            file=sys.stderr,
+        )
+        return 1
+    started = time.monotonic()
+    rcvbuf = args.rcvbuf if args.rcvbuf is not None else pc.DEFAULT_RCVBUF
+    everything = subscribed == pc.EventType.ALL
+    conn = pc.ProcConnector(events=None if everything else subscribed, rcvbuf=rcvbuf)
+    # The process and its descendants are looked up after subscribing: no fork is missed.
+    if args.pid and not procfs.alive(args.pid):
+        conn.close()
+        print(f"pyprocconn: no process {args.pid}", file=sys.stderr)
+        return 1
+    tree = Descendants(args.pid) if args.pid else None
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    text = TextFormat(ids=args.ids, table=not raw)
+    output = Output(Sink(stream), JsonFormat(table=not raw) if args.json else text)
+    commands: Counter[str] = Counter()
+    mode: Mode = (
+        RawMode(args, tree, shows)
+        if raw
+        else TableMode(conn, args, tree, shows, commands, text if args.stats else None)
+    )
+    reader_gone = False
+    try:
+        follow(conn, mode, output, args, tree)
+    except (KeyboardInterrupt, _StopSignalError):
+        pass
+    except BrokenPipeError:
+        reader_gone = True  # `pyprocconn | head`: end quietly
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stats, granted = conn.stats, conn.rcvbuf
+        conn.close()
+        note = None if reader_gone else mode.finish()
+        if note:
+            print(note, file=sys.stderr)
+        if args.stats:
+            elapsed = time.monotonic() - started
+            _print_stats(output.counts, stats, elapsed, granted, commands, priority)
+    return 0
+
+
+def _print_stats(
+    counts: dict[str, int],
+    stats: pc.Stats,
+    elapsed: float,
+    rcvbuf: int,
+    commands: Counter[str],
+    priority: str,
+) -> None:
+    total = sum(counts.values())
+    lines = [f"{name:<10} {count:>10}" for name, count in Counter(counts).most_common()]
+    lost = str(stats.lost) if not (stats.overruns and not stats.lost) else "unknown"
+    if stats.overruns and stats.lost:
+        lost = f"{stats.lost} (at least; {stats.overruns} overruns)"
+    lines += [
+        f"{'total':<10} {total:>10}",
+        f"lost: {lost}; dropped datagrams: {stats.foreign} foreign, {stats.malformed} malformed",
+        f"rate: {total / elapsed if elapsed > 0 else 0:.1f} events/s over {elapsed:.1f} s",
+        f"receive buffer: {rcvbuf} bytes granted by the kernel",
+        f"priority: {priority}",
+    ]
+    if commands:
+        lines.append("events per command (the 10 busiest):")
+        lines += [f"{count:>10}  {command}" for command, count in commands.most_common(10)]
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _safe_stdout() -> None:
+    """Whatever the locale or PYTHONIOENCODING says, an unencodable character is escaped, never
+    an error: the text is made safe first, so this only guards the encoding."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    _safe_stdout()
+    if argv[:1] == ["wait"]:
+        from pyprocconn.command import wait
+
+        return wait.main(argv[1:])
+    args = options.build_parser().parse_args(argv)
+    if args.check:
+        from pyprocconn import check
+
+        return check.main()
+    try:
+        return run(args, sys.stdout)
+    except BrokenPipeError:
+        # The reader went away (`pyprocconn | head`): end quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as error:
+        print(f"pyprocconn: {error.strerror or error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C while subscribing
+        return 0
