@@ -1,0 +1,176 @@
+"""What processes choose (arguments, names, bytes in any encoding) can neither forge a line, nor
+reach the terminal raw, nor stop the command: every text output, on the real kernel, with
+stdout strict UTF-8 (the setting that made one exec crash the command before)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import unicodedata
+
+import pytest
+
+from tests.test_cli import COMMAND, _subscribed
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
+
+FORGED = "12:00:00.000000 exec       1  FORGED"
+# The arguments after `sh -c SCRIPT`: each a way to take over a terminal or a line.
+HOSTILE = [
+    "\x1b]0;PWNED\x07",  # retitle the terminal
+    "\x1b[31mred",  # recolour it
+    "over\rwrite",  # back to the start of the line
+    f"NL\n{FORGED}",  # a whole fake event line
+    os.fsdecode(b"a\xffb"),  # not UTF-8: a lone surrogate once decoded
+    "\u009b2J",  # C1 CSI: clear the screen on some terminals
+    "\u202egnp.exe",  # bidi override
+    "",  # an empty argument must stay visible
+    'it\'s "quoted" $HOME `id` *',
+]
+# Sets its own name (a comm event) to ESC ] 0 ; x BEL and a byte that is not UTF-8, then lives.
+SCRIPT = r"printf '\033]0;x\007\377' > /proc/$$/comm; sleep 0.5; :"
+ARGV = ["/bin/sh", "-c", SCRIPT, *HOSTILE]
+HOSTILE_UID = 4242  # any local user
+
+
+class Command:
+    """The command with stdout strict UTF-8, its raw output bytes kept."""
+
+    def __init__(self, *args: str) -> None:
+        env = dict(os.environ, PYTHONIOENCODING="utf-8:strict", LANG="en_US.UTF-8")
+        self.process = subprocess.Popen(
+            [*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        self.out = b""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        stream = self.process.stdout
+        for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
+            self.out += chunk
+
+    def finish(self) -> tuple[int, list[str], str]:
+        assert self.process.poll() is None, "the command ended by itself"
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=20)
+        self._reader.join(timeout=5)
+        assert self.process.stderr is not None
+        err = self.process.stderr.read()
+        _safe_lines(err)
+        return code, _safe_lines(self.out), err.decode()
+
+
+def _safe_lines(raw: bytes) -> list[str]:
+    """The output's lines, checked: strict UTF-8, and no control (C0, DEL, C1), format, private
+    or unassigned character, no line or paragraph separator."""
+    text = raw.decode("utf-8")  # strict
+    lines = text.split("\n")
+    for line in lines:
+        bad = [
+            c for c in line if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+        ]
+        assert not bad, (line, bad)
+    return lines
+
+
+def _bash_words(quoted: str) -> list[bytes]:
+    """What bash makes of a shell-quoted text: the words, as bytes."""
+    done = subprocess.run(
+        ["bash", "-c", f"printf '%s\\0' {quoted}"],
+        capture_output=True,
+        check=True,
+        env={"LC_ALL": "C.UTF-8", "PATH": os.environ["PATH"]},
+    )
+    return done.stdout.split(b"\0")[:-1]
+
+
+def _hostile() -> subprocess.Popen[bytes]:
+    argv = [os.fsencode(arg) for arg in ARGV]
+    return subprocess.Popen(argv, user=HOSTILE_UID, group=HOSTILE_UID, extra_groups=[])
+
+
+def _details(lines: list[str], kind: str, pid: int, columns: int = 3) -> list[str]:
+    """The DETAILS column of the lines of one event kind about ``pid``."""
+    found = []
+    for line in lines:
+        parts = line.split(None, columns)
+        if len(parts) > columns and parts[1] == kind and parts[2] == str(pid):
+            found.append(parts[columns])
+    return found
+
+
+def test_no_process_can_forge_a_line_reach_the_terminal_or_stop_the_command() -> None:
+    commands = {
+        "default": Command("-S", "--user", str(HOSTILE_UID)),  # -S: only its commands
+        "tree": Command("--tree", "-x"),
+        "raw": Command("--raw", "--comm", "--cmdline"),
+        "json": Command("--json"),
+    }
+    for command in commands.values():
+        _subscribed(command.process.pid)
+    hostile = _hostile()
+    hostile.wait(timeout=10)
+    time.sleep(0.3)
+    results = {name: command.finish() for name, command in commands.items()}
+    pid = hostile.pid
+    for name, (code, lines, err) in results.items():
+        assert code == 0, (name, err)
+        assert not any(line.startswith(FORGED[:15]) for line in lines), name
+    expected = [os.fsencode(arg) for arg in ARGV]
+    # Default mode: the exec line's details are the command line, shell-quoted: bash gives
+    # back exactly the arguments, bytes that are not UTF-8 and empty ones included.
+    _, lines, err = results["default"]
+    (shown,) = _details(lines, "exec", pid)
+    assert _bash_words(shown) == expected
+    (exit_,) = _details(lines, "exit", pid)
+    assert exit_.startswith("exit 0 after 0.") and exit_.endswith(shown)
+    (comm,) = _details(lines, "comm", pid)
+    assert comm.startswith("comm \\x1b]0;x\\x07\\xff  ")  # escaped, unambiguous
+    assert any(line.endswith(shown) for line in err.splitlines())  # -S: busiest commands
+    # --tree -x: the same command line after the ids and the indentation.
+    _, lines, _ = results["tree"]
+    (shown_tree,) = _details(lines, "exec", pid, columns=6)
+    assert _bash_words(shown_tree.strip()) == expected
+    # --raw --comm --cmdline: the name and the command line from /proc, in brackets.
+    _, lines, _ = results["raw"]
+    (raw_exec,) = _details(lines, "exec", pid)
+    assert raw_exec.startswith("[\\x1b]0;x\\x07\\xff] [") or raw_exec.startswith("[sh] [")
+    quoted = raw_exec.split("] [", 1)[1].removesuffix("]")
+    assert _bash_words(quoted) == expected
+    # JSON: exactly the arguments, a byte that is not UTF-8 as \udcXX (as documented).
+    _, lines, _ = results["json"]
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    (exec_,) = [r for r in records if r["event"] == "exec" and r["process_pid"] == pid]
+    assert [os.fsencode(arg) for arg in exec_["process"]["argv"]] == expected
+
+
+def test_wait_says_how_a_hostile_process_ended_in_one_safe_line() -> None:
+    hostile = _hostile()
+    env = dict(os.environ, PYTHONIOENCODING="utf-8:strict")
+    done = subprocess.run(
+        [*COMMAND, "wait", str(hostile.pid)], capture_output=True, env=env, timeout=20, check=False
+    )
+    hostile.wait(timeout=10)
+    assert done.returncode == 0 and _safe_lines(done.stdout) == [f"{hostile.pid} exit 0", ""]
+
+
+def test_the_command_survives_a_strict_ascii_stdout() -> None:
+    """Printable characters the stream cannot encode (é in ASCII) are escaped by the stream,
+    never an error."""
+    env = dict(os.environ, PYTHONIOENCODING="ascii:strict")
+    command = subprocess.Popen(
+        [*COMMAND, "-e", "exec"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    _subscribed(command.pid)
+    subprocess.run(["/bin/sh", "-c", "sleep 0.2", "café"], check=True)
+    time.sleep(0.3)
+    command.send_signal(signal.SIGINT)
+    out, err = command.communicate(timeout=20)
+    assert command.returncode == 0, err
+    assert b" 'sleep 0.2' 'caf\\xe9'" in out, out[-500:]
