@@ -26,7 +26,7 @@ from pyprocconn.processes import Exited, Process, Resynced
 
 SHOW_WITHIN = 0.05  # seconds a line may wait before a terminal or pipe shows it
 _JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder for every line
-_MAX_QUOTED = 4096  # command lines quoted and remembered (each a snapshot's argv)
+_MAX_QUOTED = 4096  # command lines quoted, processes encoded and remembered (snapshots)
 
 
 @dataclass(frozen=True)
@@ -274,6 +274,19 @@ class JsonFormat:
     def __init__(self, table: bool) -> None:
         self.table = table
         self.clock = Clock()
+        self._encoded: dict[int, tuple[Process, str]] = {}  # id(process) -> (process, JSON)
+
+    def _process(self, process: Process | None) -> str:
+        """A process snapshot as JSON, encoded once (a snapshot never changes; encoding costs
+        ~0.35 us per key here, and a fork and its exit share one snapshot under a storm)."""
+        if process is None:
+            return "null"
+        known = self._encoded.get(id(process))
+        if known is None or known[0] is not process:
+            if len(self._encoded) >= _MAX_QUOTED:
+                self._encoded.clear()
+            known = self._encoded[id(process)] = (process, _JSON.encode(process_fields(process)))
+        return known[1]
 
     def header(self) -> str | None:
         return None
@@ -288,8 +301,8 @@ class JsonFormat:
                 record["duration_s"] = entry.lifetime_ns / 1e9
         if entry.proc is not None:
             record["proc"] = entry.proc
-        if self.table:
-            record["process"] = process_fields(entry.process)
+        if self.table:  # the same as record["process"] = process_fields(entry.process)
+            return f'{_JSON.encode(record)[:-1]},"process":{self._process(entry.process)}}}'
         return _JSON.encode(record)
 
     def lost(self, entry: LostEntry) -> str:
