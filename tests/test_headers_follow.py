@@ -159,3 +159,22 @@ def test_the_connector_subscribes_and_filters_with_these_headers() -> None:
 def test_the_kernels_event_offset_is_only_four_aligned() -> None:
     """Documented for ctypes users: proc_event starts at byte 36 of a datagram."""
     assert layout.EVENT_OFFSET == 36 and layout.EVENT_OFFSET % 8 == 4
+
+
+@live
+def test_the_command_filters_in_user_space_where_the_kernel_cannot() -> None:
+    """``--nonzero-exit`` and ``-e`` hold whatever the headers (the kernel filters with 6.6+
+    headers; with 6.1's the command alone does, and must)."""
+    from tests.test_cli import Cli, _json_for, _subscribed
+
+    nonzero = Cli("--json", "--raw", "--nonzero-exit")
+    execs = Cli("--json", "--raw", "-e", "exec")
+    for command in (nonzero, execs):
+        _subscribed(command.process.pid)
+    zero, three = triggers.exit_with(0), triggers.exit_with(3)
+    for command in (nonzero, execs):
+        assert command.wait_for(lambda lines: bool(_json_for(lines, three)))
+        command.finish()
+    assert [r["exit_code"] for r in _json_for(nonzero.lines, three)] == [0x300]
+    assert _json_for(nonzero.lines, zero) == []  # the exit 0 is filtered out
+    assert {r["event"] for r in _json_for(execs.lines, three)} == {"exec"}
