@@ -359,6 +359,22 @@ def parse_command(out: str, err: str) -> Report:
     return Report(events, lost_reported=int(lost.group(1)) if lost else None)
 
 
+_COMMAND_TEXT_LINE = re.compile(r"^\S+ (fork|exit) +(\d+)  (?:parent|exit) (\d+)", re.MULTILINE)
+
+
+def parse_command_text(out: str, err: str) -> Report:
+    """``pyprocconn -S`` (the default mode, text): "TIME fork PID  parent PPID  COMMAND" and
+    "TIME exit PID  exit STATUS after ..."; the stats (-S) on stderr."""
+    events: list[Record] = []
+    for kind, pid, number in _COMMAND_TEXT_LINE.findall(out):
+        if kind == "fork":
+            events.append((FORK, int(pid), int(number), 0))
+        else:  # the text shows the exit status, the kernel's code is the wait(2) status
+            events.append((EXIT, int(pid), None, int(number) << 8))
+    lost = re.search(r"^lost: (\d+)", err, re.MULTILINE)
+    return Report(events, lost_reported=int(lost.group(1)) if lost else None)
+
+
 def consumer_listener(name: str, mode: str, rcvbuf: int | None = None) -> Listener:
     command = [sys.executable, "-m", "benchmarks.consumer", mode, "600"]  # 600 s: a backstop
     if rcvbuf is not None:
@@ -474,6 +490,15 @@ def make_listeners(scratch: Path) -> list[Listener]:
             [sys.executable, "-m", "pyprocconn", "--json", "-S"],
             signal.SIGINT,
             parse_command,
+            says_ready=False,
+        )
+    )
+    listeners.append(
+        Listener(
+            "pyprocconn command, default (text) > file",
+            [sys.executable, "-m", "pyprocconn", "-S"],
+            signal.SIGINT,
+            parse_command_text,
             says_ready=False,
         )
     )
