@@ -1,0 +1,1 @@
+"""The ``pyprocconn`` command: built on the library, imported by nothing in it."""
