@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import os
 import signal
 import sys
@@ -42,6 +43,14 @@ def _priority(args: argparse.Namespace) -> str:
     return f"nice {os.getpriority(os.PRIO_PROCESS, 0)} (left as it was)"
 
 
+def _unicode(stream: TextIO) -> bool:
+    """Whether the stream's encoding can write any character (a UTF codec)."""
+    try:
+        return codecs.lookup(stream.encoding or "ascii").name.startswith("utf")
+    except (LookupError, AttributeError):
+        return False
+
+
 def run(args: argparse.Namespace, stream: TextIO) -> int:
     raw = args.raw or args.comm or args.cmdline
     subscribed, shown = options.subscription(args, table=not raw)
@@ -67,7 +76,7 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
         return 1
     tree = Descendants(args.pid) if args.pid else None
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    text = TextFormat(ids=args.ids, table=not raw)
+    text = TextFormat(ids=args.ids, table=not raw, ascii_only=not _unicode(stream))
     output = Output(Sink(stream), JsonFormat(table=not raw) if args.json else text)
     commands: Counter[str] = Counter()
     mode: Mode = (

@@ -17,6 +17,7 @@ import pwd
 import signal
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -159,7 +160,6 @@ _DETAILS: dict[str, Any] = {
     "uid": lambda e: f"ruid {e.ruid} euid {e.euid}",
     "gid": lambda e: f"rgid {e.rgid} egid {e.egid}",
     "ptrace": lambda e: "detached" if e.tracer_pid == 0 else f"tracer {e.tracer_pid}",
-    "comm": lambda e: f"comm {escape_name(e.comm)}",
     "coredump": lambda e: f"parent {e.parent_pid}",
     "ack": lambda e: f"err {e.err}",
     "unknown": lambda e: f"what {e.what:#x} data {e.data.hex()}",
@@ -168,14 +168,16 @@ _DETAILS: dict[str, Any] = {
 }
 
 
-def details(event: pc.ProcEvent) -> str:
-    """The event's own part of the detail column."""
+def details(event: pc.ProcEvent, name: Callable[[str], str] = escape_name) -> str:
+    """The event's own part of the detail column (``name`` escapes a process's name)."""
+    if event.NAME == "comm":
+        return f"comm {name(event.comm)}"
     formatter = _DETAILS.get(event.NAME)
     if formatter is not None:
         return str(formatter(event))
     fields = event.to_dict()
-    for name in ("what", "cpu", "timestamp_ns", "process_pid"):
-        fields.pop(name, None)
+    for known in ("what", "cpu", "timestamp_ns", "process_pid"):
+        fields.pop(known, None)
     return " ".join(f"{key} {value}" for key, value in fields.items())
 
 
@@ -183,9 +185,13 @@ class TextFormat:
     """Aligned columns: TIME EVENT PID [UID EUID USER] DETAILS; the command line shell-quoted,
     names escaped, so one entry is one line and nothing reaches the terminal raw."""
 
-    def __init__(self, ids: bool, table: bool) -> None:
+    def __init__(self, ids: bool, table: bool, ascii_only: bool = False) -> None:
+        """``ascii_only``: the stream cannot encode more than ASCII (its locale says so), so
+        every other character is escaped too, in a form bash reads back."""
         self.ids, self.table = ids, table
         self.clock = Clock()
+        self.name = functools.partial(escape_name, ascii_only=ascii_only)
+        self.join = functools.partial(shell_join, ascii_only=ascii_only)
         self._quoted: dict[int, tuple[list[str], str]] = {}  # id(argv) -> (argv, quoted)
 
     def header(self) -> str | None:
@@ -205,15 +211,15 @@ class TextFormat:
             if known is None or known[0] is not argv:
                 if len(self._quoted) >= _MAX_QUOTED:
                     self._quoted.clear()
-                known = self._quoted[id(argv)] = (argv, shell_join(argv))
+                known = self._quoted[id(argv)] = (argv, self.join(argv))
             return known[1] + (" ...(truncated)" if process.argv_truncated else "")
         if process is not None and process.comm:
-            return f"[{escape_name(process.comm)}]"
+            return f"[{self.name(process.comm)}]"
         return "<unknown>"
 
     def event(self, entry: EventEntry) -> str:
         event, process = entry.event, entry.process
-        text = details(event)
+        text = details(event, self.name)
         if self.table:
             what = self.command(process)
             if event.NAME == "exec":
@@ -225,10 +231,10 @@ class TextFormat:
             text = "  " * entry.depth + text
             if self.ids:
                 uid, euid = (None, None) if process is None else (process.uid, process.euid)
-                user = escape_name(user_name(euid))
+                user = self.name(user_name(euid))
                 text = f"{_dash(uid):>6} {_dash(euid):>6} {user:<10} {text}"
         if entry.proc is not None:
-            text = " ".join(filter(None, [text, *_proc_text(entry.proc)]))
+            text = " ".join(filter(None, [text, *self._proc_text(entry.proc)]))
         pid = subject_pid(event)
         return self._line(
             event.timestamp_ns,
@@ -236,6 +242,13 @@ class TextFormat:
             "-" if pid is None else pid,
             text,
         )
+
+    def _proc_text(self, proc: dict[str, Any]) -> list[str]:
+        """--raw --comm/--cmdline: ``[name]``, ``[command line]``, ``(gone)``."""
+        known = [f"[{self.name(proc['comm'])}]"] if "comm" in proc else []
+        if proc.get("cmdline"):
+            known.append(f"[{self.join(proc['cmdline'])}]")
+        return [*known, "(gone)" if proc["gone"] else ""]
 
     def lost(self, entry: LostEntry) -> str:
         return self._line(None, "LOST", "-", str(entry.lost))
@@ -253,14 +266,6 @@ class TextFormat:
     def vanished(self, entry: VanishedEntry) -> str:
         process = entry.exited.process
         return self._line(None, "VANISHED", process.pid, f"ended unseen  {self.command(process)}")
-
-
-def _proc_text(proc: dict[str, Any]) -> list[str]:
-    """--raw --comm/--cmdline: ``[name]``, ``[command line]``, ``(gone)``."""
-    known = [f"[{escape_name(proc['comm'])}]"] if "comm" in proc else []
-    if proc.get("cmdline"):
-        known.append(f"[{shell_join(proc['cmdline'])}]")
-    return [*known, "(gone)" if proc["gone"] else ""]
 
 
 def _dash(value: int | None) -> str:
