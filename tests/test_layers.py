@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pyprocconn"
 
 
 def _imports(path: Path) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
