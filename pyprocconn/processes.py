@@ -77,12 +77,15 @@ class Process:
 @dataclass(frozen=True)
 class Seen:
     """An event, with the process it is about as it was at that event (None: unknown).
-    ``lifetime_ns``, for an exit: how long what exited lived (the thread's own lifetime for a
-    thread's exit), None when its start is unknown."""
+    ``thread``: the event is about one thread, not the process: a new thread, or an exit that
+    leaves other threads running (a leader's ``pthread_exit`` too); the exit of a process's last
+    thread is the process's exit. ``lifetime_ns``, for an exit: how long what exited lived (the
+    process, or the thread for a thread's exit), None when its start is unknown."""
 
     event: ProcEvent
     process: Process | None
     lifetime_ns: int | None = None
+    thread: bool = False
 
 
 @dataclass(frozen=True)
@@ -382,7 +385,7 @@ class ProcessTable:
             process = self.processes.get(tgid)
             if process is not None:
                 self._threads.setdefault(tgid, _Threads()).others[event.child_pid] = ts
-            records.append(Seen(event, process))
+            records.append(Seen(event, process, thread=True))
             return
         old = self.processes.get(tgid)
         if (
@@ -452,22 +455,24 @@ class ProcessTable:
 
     def _exit(self, event: Any, records: list[Record]) -> None:
         process = self._about(event)
-        if process is None:
-            records.append(Seen(event, None))
-            return
         pid, tgid, ts = event.process_pid, event.process_tgid, event.timestamp_ns
+        if process is None:
+            records.append(Seen(event, None, thread=pid != tgid))
+            return
         if event.parent_tgid and event.parent_tgid != process.ppid:  # reparented meanwhile
             process = self._change(process, ppid=event.parent_tgid)
         threads = self._threads.get(tgid)
         start = process.start_ns
         if pid != tgid:  # a thread: the process ends with it only after its leader
-            start = threads.others.pop(pid, None) if threads is not None else None
+            thread_start = threads.others.pop(pid, None) if threads is not None else None
             last = threads is not None and threads.leader_gone and not threads.others
+            start = start if last else thread_start
         else:  # the leader: the process ends unless other threads still run
             last = threads is None or not threads.others
             if threads is not None:
                 threads.leader_gone = True
-        records.append(Seen(event, process, None if start is None else ts - start))
+        lifetime = None if start is None else ts - start
+        records.append(Seen(event, process, lifetime, thread=not last))
         if last:
             self._forget(tgid)
             records.append(self._ended(process, event))

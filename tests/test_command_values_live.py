@@ -205,12 +205,6 @@ def test_each_line_has_the_time_of_its_event_not_of_its_printing() -> None:
     assert min(abs(seconds), 86400 - abs(seconds)) < 0.1, (stamp, local)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a process whose main thread ended first is shown ending with its leader's "
-    "'exit 0'; its real end (the last thread's exit 5) is a thread line, hidden without "
-    "--threads, so --nonzero-exit shows nothing",
-)
 def test_a_process_whose_main_thread_ended_first_ends_with_its_real_status() -> None:
     target = _gated_python(LEADER_FIRST)
     cli = Cli("--json", "--nonzero-exit", "-p", str(target.pid), "--until-exit", *BIG_BUFFER)

@@ -48,14 +48,6 @@ def batches(
             yield [pc.EventsLost(error.lost, error.cpu)]
 
 
-def is_thread(event: pc.ProcEvent) -> bool:
-    if event.NAME == "fork":
-        return bool(event.child_pid != event.child_tgid)
-    if event.NAME == "exit":
-        return bool(event.process_pid != event.process_tgid)
-    return False
-
-
 class RawMode:
     """The plain event stream; ``--comm``/``--cmdline`` add a best-effort lookup in /proc."""
 
@@ -145,7 +137,7 @@ class TableMode:
     def _shown(self, record: Seen) -> EventEntry | None:
         event, process = record.event, record.process
         followed = self.tree is None or self.tree(event)  # first: the tree needs every event
-        thread = is_thread(event)
+        thread = record.thread  # a new thread, or an exit that leaves the process running
         if event.NAME == "ack" or (thread and not self.threads):
             return None
         if not (followed and self.shows(event) and self.matching(process)):

@@ -219,7 +219,11 @@ class TextFormat:
 
     def event(self, entry: EventEntry) -> str:
         event, process = entry.event, entry.process
+        pid = subject_pid(event)
         text = details(event, self.name)
+        if self.table and event.NAME == "exit" and not entry.thread:
+            # the process's end, which its last thread's exit may carry: the process's pid
+            pid, text = event.process_tgid, event.describe_status()
         if self.table:
             what = self.command(process)
             if event.NAME == "exec":
@@ -235,7 +239,6 @@ class TextFormat:
                 text = f"{_dash(uid):>6} {_dash(euid):>6} {user:<10} {text}"
         if entry.proc is not None:
             text = " ".join(filter(None, [text, *self._proc_text(entry.proc)]))
-        pid = subject_pid(event)
         return self._line(
             event.timestamp_ns,
             "thread" if entry.thread else event.NAME,
