@@ -247,7 +247,7 @@ class ProcessTable:
         comm, fields = found
         others: dict[int, int | None] = {
             tid: start * _TICK_NS - offset
-            for tid, start in procfs.live_threads(pid).items()
+            for tid, start in procfs.thread_starts(pid).items()
             if tid != pid
         }
         leader_gone = fields[0] in (b"Z", b"X")

@@ -23,10 +23,11 @@ def link(path: str) -> str | None:
         return None
 
 
-def stat(pid: int) -> tuple[str, list[bytes]] | None:
-    """``/proc/PID/stat``: the name, and the fields after it (``[0]`` is the state letter,
-    field 3 of proc(5)); None when there is no such process."""
-    raw = read(f"/proc/{pid}/stat")
+def stat(pid: int, tid: int | None = None) -> tuple[str, list[bytes]] | None:
+    """``/proc/PID/stat`` (``/proc/PID/task/TID/stat`` with ``tid``): the name, and the fields
+    after it (``[0]`` is the state letter, field 3 of proc(5)); None when there is no such
+    process (or thread)."""
+    raw = read(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat")
     if raw is None:
         return None
     head, _, rest = raw.rpartition(b")")
@@ -34,9 +35,9 @@ def stat(pid: int) -> tuple[str, list[bytes]] | None:
     return (os.fsdecode(head.partition(b"(")[2]), fields) if fields else None
 
 
-def alive(pid: int) -> bool:
-    """Whether a process that has not exited (not a zombie) has this pid."""
-    found = stat(pid)
+def alive(pid: int, tid: int | None = None) -> bool:
+    """Whether a process (its thread ``tid``) that has not exited (not a zombie) has this pid."""
+    found = stat(pid, tid)
     return found is not None and found[1][0] not in (b"Z", b"X")
 
 
@@ -48,7 +49,26 @@ def thread_ids(pid: int) -> set[int]:
         return {pid}
 
 
-def live_threads(pid: int) -> dict[int, int]:
+def live_threads(pid: int) -> set[int]:
+    """The ids of the process's threads that have not exited (state neither Z nor X); empty
+    when there is no such process or all its threads have exited (a zombie: a group leader
+    that called ``pthread_exit`` is Z while its other threads run). A thread started while
+    this reads may be missing from a non-empty answer; an empty answer is sure."""
+    seen: set[int] = set()
+    while True:
+        try:
+            tids = {int(name) for name in os.listdir(f"/proc/{pid}/task")}
+        except OSError:
+            return set()
+        if tids <= seen:  # all exited, and none started while their states were read
+            return set()
+        seen |= tids
+        live = {tid for tid in tids if alive(pid, tid)}
+        if live:
+            return live
+
+
+def thread_starts(pid: int) -> dict[int, int]:
     """The process's threads other than its leader that have not exited: thread id -> start
     time in clock ticks since boot (field 22 of proc(5))."""
     try:

@@ -7,6 +7,7 @@ status of each. The command ``pyprocconn wait`` (:mod:`pyprocconn.command.wait`)
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,28 +15,47 @@ from dataclasses import dataclass
 from pyprocconn import procfs
 from pyprocconn.connector import ProcConnector
 from pyprocconn.errors import OverrunError
-from pyprocconn.events import EventType, ExitStatus
+from pyprocconn.events import EventType, ExitStatus, ProcEvent
 
 
 @dataclass(frozen=True)
 class Ended(ExitStatus):
     """How a process ended: ``exit_code`` is the wait(2) status (decode it with
     :meth:`describe_status`, :attr:`exit_status`, :attr:`term_signal`); ``timestamp_ns`` is
-    the kernel's CLOCK_MONOTONIC time of the exit, None when it was not seen (a zombie found
-    at the start: its status is read from ``/proc``)."""
+    the kernel's CLOCK_MONOTONIC time of its last thread's exit, None when that was not seen
+    (the status was then read from ``/proc``: a zombie found at the start, or after a loss)."""
 
     pid: int
     exit_code: int
     timestamp_ns: int | None
 
 
-def _state(pid: int) -> tuple[str, int] | None:
-    """(state letter, wait status) from /proc/PID/stat; None when there is no such process."""
+def _from_proc(pid: int) -> set[int] | Ended | None:
+    """What /proc says now: the ids of the process's live threads; or, when every thread has
+    exited, :class:`Ended` with the zombie's status (field 52 of ``stat``); None when there is
+    no such process (or it is being reaped)."""
+    threads = procfs.live_threads(pid)
+    if threads:
+        return threads
     found = procfs.stat(pid)
-    if found is None:
+    if found is None or found[1][0] == b"X":
         return None
-    fields = found[1]  # from field 3 (the state) on; exit_code, a zombie's status, is field 52
-    return fields[0].decode(), int(fields[49]) if len(fields) > 49 else 0
+    fields = found[1]  # from field 3 (the state) on
+    return Ended(pid, int(fields[49]) if len(fields) > 49 else 0, None)
+
+
+def _follow(event: ProcEvent, tgid: int, threads: set[int]) -> bool:
+    """Apply an event of process ``tgid`` to its live ``threads``; True when it was the exit of
+    the last."""
+    if event.TYPE == EventType.FORK:  # a new thread
+        threads.add(event.child_pid)
+    elif event.TYPE == EventType.EXEC:  # exec leaves one thread, whose id is the tgid
+        threads.clear()
+        threads.add(tgid)
+    elif event.TYPE == EventType.EXIT and event.process_pid in threads:
+        threads.remove(event.process_pid)
+        return not threads
+    return False
 
 
 def wait_for_exits(pids: Iterable[int], timeout: float | None = None) -> dict[int, Ended | None]:
@@ -43,38 +63,56 @@ def wait_for_exits(pids: Iterable[int], timeout: float | None = None) -> dict[in
 
     Returns each pid's :class:`Ended`; None for a pid that was no process at the start, or that
     had not ended by the timeout (check :func:`os.path.exists` of ``/proc/PID`` to tell them
-    apart). Race-free: the subscription is acknowledged before the processes are looked up,
-    so a process that exits meanwhile is still seen. Needs what the connector needs.
+    apart). A process ends with its last thread, and with that thread's status (after
+    ``exit``, ``exit_group`` or a fatal signal every thread carries the process's): a leader
+    that called ``pthread_exit`` is a zombie in ``/proc`` while its other threads run.
+    Race-free: the subscription (exits, and forks and execs to follow the threads) is
+    acknowledged before the processes' threads are read from ``/proc``, so no thread that
+    starts or exits meanwhile is missed. After lost events, the events already received are
+    taken in and the processes are read from ``/proc`` again; one found ended then has
+    ``timestamp_ns`` None and the best status left: a zombie's from ``/proc``, else that of
+    its last exit event received, else 0. Limit: a zombie's status in ``/proc`` is its
+    leader's; before Linux 6.15 a leader that called ``pthread_exit`` shows 0 there even when
+    its group then ended by ``exit`` or a signal. Needs what the connector needs.
     """
     wanted = set(pids)
     results: dict[int, Ended | None] = {}
-    with ProcConnector(events=EventType.EXIT) as conn:
+    live: dict[int, set[int]] = {}  # each waited process's threads that have not exited
+    last_code: dict[int, int] = {}  # each one's last exit received, for after a loss
+
+    def look_up(pid: int, gone: Ended | None) -> None:
+        found = _from_proc(pid)
+        if isinstance(found, set):
+            live[pid] = found
+        else:
+            live.pop(pid, None)
+            results[pid] = found or gone
+
+    with ProcConnector(events=EventType.EXIT | EventType.FORK | EventType.EXEC) as conn:
         for pid in sorted(wanted):
-            state = _state(pid)
-            if state is None or state[0] == "X":
-                results[pid] = None
-            elif state[0] == "Z":  # ended before we listened: the status waits in /proc
-                results[pid] = Ended(pid, state[1], None)
-        waiting = wanted - set(results)
+            look_up(pid, None)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while waiting:
+        lost = False  # events were lost: take in those received, then read /proc again
+        while live:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
             try:
-                batch = conn.recv_batch(remaining)
-            except OverrunError:  # lost exits may be ours: look at what is left
-                batch = []
-                for pid in list(waiting):
-                    state = _state(pid)
-                    if state is None or state[0] in "ZX":
-                        results[pid] = Ended(pid, state[1] if state else 0, None)
-                        waiting.discard(pid)
+                batch = conn.recv_batch(0 if lost else remaining, max_events=sys.maxsize)
+            except OverrunError:  # lost forks or exits may be ours
+                lost = True
+                continue
             for event in batch:
-                tgid = getattr(event, "process_tgid", None)
-                if tgid in waiting:
-                    state = _state(tgid)
-                    if state is None or state[0] in "ZX":  # its last thread is gone
-                        results[tgid] = Ended(tgid, event.exit_code, event.timestamp_ns)
-                        waiting.discard(tgid)
+                tgid = event.child_tgid if event.TYPE == EventType.FORK else event.process_tgid
+                if tgid not in live:
+                    continue
+                if event.TYPE == EventType.EXIT:
+                    last_code[tgid] = event.exit_code
+                if not lost and _follow(event, tgid, live[tgid]):  # (after a loss: /proc)
+                    del live[tgid]
+                    results[tgid] = Ended(tgid, event.exit_code, event.timestamp_ns)
+            if lost:
+                lost = False
+                for pid in list(live):
+                    look_up(pid, Ended(pid, last_code.get(pid, 0), None))
     return {pid: results.get(pid) for pid in sorted(wanted)}
