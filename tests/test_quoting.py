@@ -56,7 +56,7 @@ ANY_CHAR = st.one_of(
 ANY_TEXT = st.text(ANY_CHAR)
 # Arguments as the kernel gives them: any bytes but NUL, random or the UTF-8 of any code point.
 FS_CHAR = st.one_of(
-    st.characters(exclude_categories=("Cs",)),
+    st.characters(exclude_categories=["Cs"]),
     st.characters(min_codepoint=0xDC80, max_codepoint=0xDCFF),
 )
 ANY_BYTES = st.one_of(st.binary(), st.text(FS_CHAR).map(os.fsencode)).map(
