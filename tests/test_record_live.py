@@ -374,11 +374,6 @@ def test_wait_for_exits_waits_for_the_last_thread() -> None:
     assert (status, out) == (9, f"{pid} exit 9\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: wait_for_exits takes the leader's exit for the process's while its zombie "
-    "leader's other threads run (it checks /proc/PID/stat only): 'exit 0', not 'exit 5'",
-)
 def test_wait_for_exits_waits_for_a_process_whose_main_thread_ended_first() -> None:
     pid, status, out = _waited(LEADER_FIRST)
     assert (status, out) == (5, f"{pid} exit 5\n")
