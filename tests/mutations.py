@@ -462,7 +462,10 @@ MUTATIONS = [
         "pyprocconn/command/follow.py",
         "            if not threads:\n                del self.threads[event.process_tgid]",
         "            if True:\n                del self.threads[event.process_tgid]",
-        (f"{VALUES}::test_pid_follows_the_process_past_its_threads_exits",),
+        (
+            f"{VALUES}::test_pid_follows_the_process_past_its_threads_exits",
+            "tests/test_cli.py::test_pid_follows_a_thread_that_execs",  # caught already
+        ),
     ),
     Mutation(
         "JSON euid is the real uid",
@@ -532,9 +535,12 @@ MUTATIONS = [
         "wait_for_exits takes a thread's exit for the process's",
         "wait: how the process ended",
         "pyprocconn/wait.py",
-        'if state is None or state[0] in "ZX":  # its last thread is gone',
-        "if True:  # its last thread is gone",
-        (f"{RECORD}::test_wait_for_exits_waits_for_the_last_thread",),
+        "        threads.remove(event.process_pid)\n        return not threads",
+        "        threads.remove(event.process_pid)\n        return True",
+        (
+            f"{RECORD}::test_wait_for_exits_waits_for_the_last_thread",
+            f"{RECORD}::test_wait_for_exits_waits_for_a_process_whose_main_thread_ended_first",
+        ),
     ),
     Mutation(
         "a zombie's status read from the field before",
