@@ -1,8 +1,9 @@
 """``python -m benchmarks.memory``: the command's memory over a long churn, with and without
 huge command lines.
 
-The command (default mode, ``--json`` into /dev/null) runs while ROUNDS rounds of EXECS short
-execs each go by; its resident set (``VmRSS``) is read after each round, once it has drained.
+The command (default mode, ``--json``) runs while ROUNDS rounds of EXECS short execs each go by;
+its resident set (``VmRSS``) is read after each round, once it has shown a marker exec run after
+the round.
 In the "huge" workload every exec carries about 1 MiB of arguments (8 x 128 KiB, the kernel's
 limit per string) and 40 processes with such command lines stay alive through each round: a
 table that kept whole command lines grew by 43 MB on that before ``max_argv`` (4 KiB). Flat
@@ -16,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 HUGE_ARGS = ["x" * (128 * 1024 - 1)] * 8  # ~1 MiB: MAX_ARG_STRLEN is 128 KiB per string
@@ -30,22 +32,34 @@ def _rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def _cpu_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return int(fields[11]) + int(fields[12])
+class Command:
+    """The command under test, its JSON lines read by a thread (so a marker can be awaited)."""
 
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pyprocconn", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self.seen: set[str] = set()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-def _drained(pid: int, timeout: float = 60.0) -> None:
-    """Until the command has used no CPU for 0.3 s (it has read everything)."""
-    deadline = time.monotonic() + timeout
-    before = _cpu_ticks(pid)
-    while time.monotonic() < deadline:
-        time.sleep(0.3)
-        now = _cpu_ticks(pid)
-        if now == before:
-            return
-        before = now
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if b"MEMORY-MARK-" in line:
+                self.seen.add(line.split(b"MEMORY-MARK-")[1].split(b'"')[0].decode())
+
+    def drained(self, mark: str, timeout: float = 120.0) -> None:
+        """Until the command has shown the exec of a marker process run after the round (it
+        lives 0.3 s, so its command line is read): everything before it has been read."""
+        subprocess.run(["/bin/sh", "-c", "sleep 0.3", f"MEMORY-MARK-{mark}"], check=True)
+        deadline = time.monotonic() + timeout
+        while mark not in self.seen:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the command never showed MEMORY-MARK-{mark}")
+            time.sleep(0.05)
 
 
 def _subscribed(pid: int, timeout: float = 15.0) -> None:
@@ -68,8 +82,9 @@ def _round(execs: int, huge: bool) -> None:
         subprocess.Popen(["/bin/sh", "-c", "sleep 30", "sh", *extra])
         for _ in range(LIVE_HUGE if huge else 0)
     ]
-    for _ in range(execs):
-        subprocess.run(["/bin/true", *extra], check=True)
+    argv = ["/bin/true", *extra]
+    for _ in range(execs):  # posix_spawn: no copy of this process to fork each time
+        os.waitpid(os.posix_spawn("/bin/true", argv, os.environ), 0)
     for process in alive:
         process.kill()
         process.wait()
@@ -77,21 +92,19 @@ def _round(execs: int, huge: bool) -> None:
 
 def measure(rounds: int, execs: int, huge: bool) -> list[int]:
     """RSS in KiB: at the start, then after each round."""
-    with open(os.devnull, "w") as sink:
-        command = subprocess.Popen(
-            [sys.executable, "-m", "pyprocconn", "--json"], stdout=sink, stderr=subprocess.PIPE
-        )
+    command = Command()
+    pid = command.process.pid
     try:
-        _subscribed(command.pid)
-        sizes = [_rss_kib(command.pid)]
-        for _ in range(rounds):
+        _subscribed(pid)
+        sizes = [_rss_kib(pid)]
+        for number in range(rounds):
             _round(execs, huge)
-            _drained(command.pid)
-            sizes.append(_rss_kib(command.pid))
+            command.drained(f"{pid}-{number}")
+            sizes.append(_rss_kib(pid))
         return sizes
     finally:
-        command.send_signal(signal.SIGINT)
-        command.wait(timeout=30)
+        command.process.send_signal(signal.SIGINT)
+        command.process.wait(timeout=30)
 
 
 def main() -> int:
