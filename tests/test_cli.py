@@ -32,6 +32,9 @@ class Cli:
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
+            # Lossless: any process on the machine may have bytes that are not UTF-8 in its
+            # command line, which the command shows (a strict decoder killed the reader).
+            errors="surrogateescape",
         )
         self.lines: list[str] = []
         assert self.process.stdout is not None

@@ -100,24 +100,29 @@ def test_a_loss_inside_a_batch_is_raised_not_handed_out(path: str) -> None:
         unknown = sum(1 for error in raised if error.lost is None)
         return (known, unknown) == (stats.lost, stats.overruns)
 
-    with pc.ProcConnector(rcvbuf=4096) as conn:
+    with pc.ProcConnector() as conn, ticking():  # (a blocking receive always gets something)
+        deadline = time.monotonic() + 15
+        # First an event of ours on each CPU, received: a CPU's loss is a gap only from an
+        # event received there before it.
+        primers = {true_on(cpu) for cpu in cpus}
+        while not primers <= ended and time.monotonic() < deadline:
+            take()
+        assert primers <= ended, "the events before the loss never came"
         overruns = conn.stats.overruns
+        conn.rcvbuf = 4096
         for n in range(150):
             true_on(cpus[n % 2])
         # From here on other programs' events cannot overrun it again; it still drops
-        # everything until drained.
+        # everything until drained: by the receive that reads the overrun (the events queued
+        # before it come along).
         conn.rcvbuf = pc.DEFAULT_RCVBUF
-        deadline = time.monotonic() + 10
-        with ticking():  # a blocking receive always has something to return
-            # The receive that reads the overrun (the events queued before it come along) also
-            # drains the socket, which then takes events again.
-            while conn.stats.overruns == overruns and time.monotonic() < deadline:
-                take()
-            # After the loss, ours on each CPU: the first event there reveals its gap, at the
-            # latest ours.
-            revealers = {true_on(cpu) for cpu in cpus}
-            while not (revealers <= ended and all_raised()) and time.monotonic() < deadline:
-                take()
+        while conn.stats.overruns == overruns and time.monotonic() < deadline:
+            take()
+        # After the loss, ours on each CPU: the first event there reveals its gap, at the
+        # latest ours.
+        revealers = {true_on(cpu) for cpu in cpus}
+        while not (revealers <= ended and all_raised()) and time.monotonic() < deadline:
+            take()
         stats = conn.stats
         assert revealers <= ended and all_raised(), (raised, stats)
         assert stats.overruns > overruns and stats.lost > 0, stats
