@@ -326,17 +326,30 @@ def test_pid_with_an_event_list_still_follows_the_tree() -> None:
 
 def test_until_exit_waits_for_children_the_process_had_before() -> None:
     root = subprocess.Popen(
-        ["/bin/sh", "-c", "sleep 1 & read go; exit 0"], stdin=subprocess.PIPE, text=True
+        ["/bin/sh", "-c", "sleep 30 & echo $!; read go; exit 0"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    time.sleep(0.2)  # its sleep runs before the command starts
+    assert root.stdout is not None
+    child = int(root.stdout.readline())  # running before the command starts
     cli = Cli("--json", "-e", "exit", "-p", str(root.pid), "--until-exit")
-    _subscribed(cli.process.pid)
-    _go(root)
-    root.wait(timeout=10)
-    code, err = cli.finish(sig=0, timeout=20)  # ends by itself, once the sleep has too
-    exits = [r["process_tgid"] for r in _events(cli.lines) if r["event"] == "exit"]
+
+    def exits(lines: list[str]) -> list[object]:
+        return [r["process_tgid"] for r in _events(lines) if r["event"] == "exit"]
+
+    try:
+        _subscribed(cli.process.pid)
+        _go(root)
+        root.wait(timeout=10)
+        assert cli.wait_for(lambda lines: exits(lines) == [root.pid]), cli.lines
+        assert cli.process.poll() is None  # the root has ended, its older child has not
+    finally:
+        os.kill(child, signal.SIGTERM)  # (not a child of ours: no zombie left behind)
+        root.stdout.close()
+    code, err = cli.finish(sig=0, timeout=20)  # ends by itself, once the child has too
     assert code == 0, err
-    assert exits[0] == root.pid and len(exits) == 2, exits  # the root, then its older child
+    assert exits(cli.lines) == [root.pid, child]
 
 
 def test_tree_indents_from_the_process_followed() -> None:
