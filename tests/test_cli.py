@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import pyprocconn as pc
 from tests import triggers
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
@@ -36,14 +37,26 @@ class Cli:
             # command line, which the command shows (a strict decoder killed the reader).
             errors="surrogateescape",
         )
-        self.lines: list[str] = []
-        assert self.process.stdout is not None
+        self.lines: list[str] = []  # complete lines only
+        self.unfinished = ""
+        self._errors: list[str] = []
+        assert self.process.stdout is not None and self.process.stderr is not None
         self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
         self._reader.start()
+        # Read as it comes too: -S lists the busiest command lines, which other processes may
+        # make longer than a pipe holds (read only at the end, the command blocked writing it).
+        errors = self.process.stderr
+        self._error_reader = threading.Thread(
+            target=lambda: self._errors.append(errors.read()), daemon=True
+        )
+        self._error_reader.start()
 
     def _read(self, stream: object) -> None:
         for line in stream:  # type: ignore[attr-defined]
-            self.lines.append(line.rstrip("\n"))
+            if line.endswith("\n"):
+                self.lines.append(line[:-1])
+            else:  # the output ended mid-line: the command was stopped while writing it
+                self.unfinished = line
 
     def wait_for(self, found: Callable[[list[str]], bool], timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -82,8 +95,8 @@ class Cli:
                 self.process.wait()
             pytest.fail(f"the command did not end within {timeout} s of signal {sig}: {where}")
         self._reader.join(timeout=5)
-        assert self.process.stderr is not None
-        return code, self.process.stderr.read()
+        self._error_reader.join(timeout=5)
+        return code, "".join(self._errors)
 
 
 def _where(pid: int) -> dict[str, str]:
@@ -305,8 +318,12 @@ def _gated(script: str) -> subprocess.Popen[str]:
 
 
 def _go(process: subprocess.Popen[str]) -> None:
+    _say(process, "go")
+
+
+def _say(process: subprocess.Popen[str], line: str) -> None:
     assert process.stdin is not None
-    process.stdin.write("go\n")
+    process.stdin.write(line + "\n")
     process.stdin.flush()
 
 
@@ -353,18 +370,31 @@ def test_until_exit_waits_for_children_the_process_had_before() -> None:
 
 
 def test_tree_indents_from_the_process_followed() -> None:
-    root = _gated("/bin/sh -c '/bin/true; exit 0'; exit 0")
-    cli = Cli("-e", "exec", "-p", str(root.pid), "--tree", "--until-exit")
-    _subscribed(cli.process.pid)
-    _go(root)
-    root.wait(timeout=10)
-    code, err = cli.finish(sig=0, timeout=20)
+    # Each step waits for a line from the test, sent once the step before is shown: every
+    # process lives until then, so neither how long the command takes to start (its snapshot of
+    # /proc) nor how soon it reads /proc after an exec matters (a busy machine delays both).
+    root = _gated("/bin/sh -c 'read step; /bin/true; exit 0'; read done; exit 0")
+
+    def indents(lines: list[str]) -> list[int]:
+        # TIME EVENT PID, two spaces, then the details indented two spaces per generation.
+        return [
+            len(found[1]) for line in lines if (found := re.match(r"^\S+ exec +\d+  ( *)", line))
+        ]
+
+    # While a listener of ours is subscribed, the kernel sends events to every socket in the
+    # group: the command gets them from the moment its socket joins, whenever its LISTEN goes.
+    with pc.ProcConnector(events=pc.EventType.PTRACE, rcvbuf=4096):
+        cli = Cli("-e", "exec", "-p", str(root.pid), "--tree", "--until-exit")
+        _subscribed(cli.process.pid)
+        _go(root)
+        assert cli.wait_for(lambda lines: len(indents(lines)) == 1), cli.lines
+        _say(root, "step")
+        assert cli.wait_for(lambda lines: len(indents(lines)) == 2), cli.lines
+        _say(root, "done")
+        root.wait(timeout=10)
+        code, err = cli.finish(sig=0, timeout=20)
     assert code == 0, err
-    # TIME EVENT PID, two spaces, then the details indented two spaces per generation.
-    indents = [
-        len(found[1]) for line in cli.lines if (found := re.match(r"^\S+ exec +\d+  ( *)", line))
-    ]
-    assert indents == [2, 4], cli.lines  # the child shell, then its /bin/true
+    assert indents(cli.lines) == [2, 4], cli.lines  # the child shell, then its /bin/true
 
 
 def test_pid_follows_a_thread_that_execs() -> None:
@@ -522,27 +552,40 @@ def test_check_says_events_will_flow() -> None:
 def test_the_table_puts_the_command_line_on_every_line_and_the_duration_on_exits() -> None:
     cli = Cli("-x", "-e", "exec,exit")  # the table still follows the forks it does not show
     as_json = Cli("--json")
-    _subscribed(cli.process.pid)
-    _subscribed(as_json.process.pid)
-    child = subprocess.Popen(["/bin/sh", "-c", "sleep 0.05; exit 3"])
+
+    def text_shows(kind: str, pid: int) -> Callable[[list[str]], bool]:
+        return lambda lines: kind in [shown for _, shown, _ in _lines_of(lines, pid)]
+
+    def json_shows(kind: str, pid: int) -> Callable[[list[str]], bool]:
+        return lambda lines: any(r["event"] == kind for r in _json_for(lines, pid))
+
+    # Both receive (they subscribe asynchronously): an exit of ours shows in each.
+    cli.trigger_until_seen(lambda: triggers.exit_with(0), lambda x, pid: text_shows("exit", pid)(x))
+    as_json.trigger_until_seen(
+        lambda: triggers.exit_with(0), lambda x, pid: json_shows("exit", pid)(x)
+    )
+    # The child waits while its exec is shown: a process that lives 50 ms may be gone before a
+    # command busy with other programs' events reads its command line (the race README's -r is
+    # about), which is not this test's question.
+    argv = ["/bin/sh", "-c", "read go; sleep 0.05; exit 3"]
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, text=True)
+    assert cli.wait_for(text_shows("exec", child.pid))
+    assert as_json.wait_for(json_shows("exec", child.pid))
+    _go(child)
     child.wait(timeout=10)
-    assert cli.wait_for(
-        lambda lines: "exit" in [kind for _, kind, _ in _lines_of(lines, child.pid)]
-    )
-    assert as_json.wait_for(
-        lambda lines: any(r["event"] == "exit" for r in _json_for(lines, child.pid))
-    )
+    assert cli.wait_for(text_shows("exit", child.pid))
+    assert as_json.wait_for(json_shows("exit", child.pid))
     cli.finish()
     as_json.finish()
     assert cli.lines[0].split() == ["TIME", "EVENT", "PID", "UID", "EUID", "USER", "DETAILS"]
+    command = " ".join(argv)
     # UID EUID USER, then what the line says
     kinds = {kind: details.split(None, 3) for _, kind, details in _lines_of(cli.lines, child.pid)}
-    assert kinds["exec"][3] == "/bin/sh -c sleep 0.05; exit 3"
-    assert kinds["exit"][3].startswith("exit 3 after 0.")
-    assert kinds["exit"][3].endswith("/bin/sh -c sleep 0.05; exit 3")
+    assert kinds["exec"][3] == command
+    assert re.fullmatch(r"exit 3 after \d+\.\d{3}s  " + re.escape(command), kinds["exit"][3])
     assert kinds["exit"][:3] == [str(os.getuid()), str(os.geteuid()), "root"]
     (exit_,) = [r for r in _json_for(as_json.lines, child.pid) if r["event"] == "exit"]
     process = exit_["process"]
-    assert isinstance(process, dict) and process["argv"] == ["/bin/sh", "-c", "sleep 0.05; exit 3"]
+    assert isinstance(process, dict) and process["argv"] == argv
     assert process["user"] == "root" and process["ppid"] == os.getpid()
     assert isinstance(exit_["duration_s"], float) and 0.05 <= exit_["duration_s"] < 10
