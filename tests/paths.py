@@ -4,17 +4,24 @@ so each guarantee is checked on each path (a guarantee kept on one path only is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import os
 import socket
 import subprocess
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyprocconn as pc
+from pyprocconn import _libc
 from pyprocconn.check import listener_registered
+from pyprocconn.kernel import netlink
+from pyprocconn.wire import SOL_NETLINK
 
 Item = pc.ProcEvent | pc.EventsLost
 # name -> does it block without a timeout (then events must keep coming for it to return)
@@ -171,3 +178,107 @@ def forged_ack(token: int, err: int) -> bytes:
 def passive_member_sees_events() -> bool:
     """Whether the kernel's global listener count is above zero."""
     return listener_registered(0.5)
+
+
+def others_in_the_group() -> set[int]:
+    """The inodes of the sockets in the process events group (NETLINK_CONNECTOR, group
+    CN_IDX_PROC) that other processes hold now, from /proc/net/netlink."""
+    mine = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                mine.add(int(target[len("socket:[") : -1]))
+    others = set()
+    with open("/proc/net/netlink") as table:
+        for line in table.readlines()[1:]:  # sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+            fields = line.split()
+            in_group = int(fields[3], 16) & (1 << (pc.CN_IDX_PROC - 1))
+            if int(fields[1]) == pc.NETLINK_CONNECTOR and in_group and int(fields[9]) not in mine:
+                others.add(int(fields[9]))
+    return others
+
+
+def silence(conn: pc.ProcConnector) -> None:
+    """Take ``conn``'s socket out of the process events group: from now on nothing reaches it,
+    whatever other programs do (its subscription stands: closing it still unsubscribes). For a
+    test of a wait with nothing to receive, which no event type makes sure of on a shared
+    machine (another program may ptrace or rename at any moment). What was queued before stays
+    queued. Not undone: the sequence numbers go on meanwhile, so rejoining would report the
+    events it did not get as lost."""
+    _libc.setsockopt_int(
+        conn.fileno(), SOL_NETLINK, netlink.NETLINK_DROP_MEMBERSHIP, pc.CN_IDX_PROC
+    )
+
+
+@dataclass
+class Acks:
+    """The acks a connector decoded, by ``cn_msg.ack`` (the kernel answers a request whose token
+    was T with ``cn_msg.ack`` T + 1): what :func:`acks_seen` records."""
+
+    errs: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    # (cn_msg.ack, err) of each ack handed out as an AckEvent (another program's), in order:
+    # the n-th AckEvent received is the n-th of these.
+    handed_out: list[tuple[int, int]] = field(default_factory=list)
+
+    def of_events(self, events: list[Any]) -> dict[int, list[pc.ProcEvent]]:
+        """The AckEvents among ``events`` (received in order since :func:`acks_seen` began), by
+        their ``cn_msg.ack``."""
+        ack_events = [e for e in events if isinstance(e, pc.AckEvent)]
+        paired = list(zip(ack_events, self.handed_out, strict=False))
+        assert len(paired) == len(ack_events), "an AckEvent the decoder did not hand out"
+        assert all(e.err == err for e, (_, err) in paired), paired
+        found: dict[int, list[pc.ProcEvent]] = defaultdict(list)
+        for event, (ack, _) in paired:
+            found[ack].append(event)
+        return found
+
+
+@contextmanager
+def acks_seen(conn: pc.ProcConnector) -> Iterator[Acks]:
+    """Every ack ``conn`` decodes meanwhile, with its ``cn_msg.ack``.
+
+    The kernel multicasts every program's acks to every all-events listener, and an
+    :class:`AckEvent` does not say whose request it answers: a test counts only the acks of its
+    own tokens, read here where the connector's decoder hands each ack to its owner check. What
+    the connector decoded before is handed out first, so that the AckEvents received from now
+    on pair with :attr:`Acks.handed_out`."""
+    while conn._pending:
+        with contextlib.suppress(pc.OverrunError):
+            conn.recv_batch(0)
+    acks = Acks()
+    stream = conn._stream
+    owner_check = stream.on_ack
+
+    def record(ack: int, err: int) -> bool:
+        acks.errs[ack].append(err)
+        owned = owner_check(ack, err) if owner_check is not None else False
+        if not owned:
+            acks.handed_out.append((ack, err))
+        return owned
+
+    stream.on_ack = record
+    try:
+        yield acks
+    finally:
+        stream.on_ack = owner_check
+
+
+@contextmanager
+def requests_sent() -> Iterator[list[tuple[int, int]]]:
+    """Every LISTEN/IGNORE request the connectors of this process send to the kernel
+    meanwhile, as (operation, token), in order (the requests still go out)."""
+    sent: list[tuple[int, int]] = []
+    real_send = _libc.sendto_kernel
+    op_at = pc.SIZE_NLMSGHDR + pc.SIZE_CN_MSG
+
+    def record(fd: int, data: bytes) -> None:
+        request = pc.kernel.connector.cn_msg.from_buffer_copy(data, pc.SIZE_NLMSGHDR)
+        sent.append((ctypes.c_uint32.from_buffer_copy(data, op_at).value, request.ack))
+        real_send(fd, data)
+
+    _libc.sendto_kernel = record
+    try:
+        yield sent
+    finally:
+        _libc.sendto_kernel = real_send

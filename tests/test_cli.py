@@ -12,9 +12,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+import pyprocconn as pc
 from tests import triggers
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
@@ -31,15 +33,30 @@ class Cli:
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
+            # Lossless: any process on the machine may have bytes that are not UTF-8 in its
+            # command line, which the command shows (a strict decoder killed the reader).
+            errors="surrogateescape",
         )
-        self.lines: list[str] = []
-        assert self.process.stdout is not None
+        self.lines: list[str] = []  # complete lines only
+        self.unfinished = ""
+        self._errors: list[str] = []
+        assert self.process.stdout is not None and self.process.stderr is not None
         self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
         self._reader.start()
+        # Read as it comes too: -S lists the busiest command lines, which other processes may
+        # make longer than a pipe holds (read only at the end, the command blocked writing it).
+        errors = self.process.stderr
+        self._error_reader = threading.Thread(
+            target=lambda: self._errors.append(errors.read()), daemon=True
+        )
+        self._error_reader.start()
 
     def _read(self, stream: object) -> None:
         for line in stream:  # type: ignore[attr-defined]
-            self.lines.append(line.rstrip("\n"))
+            if line.endswith("\n"):
+                self.lines.append(line[:-1])
+            else:  # the output ended mid-line: the command was stopped while writing it
+                self.unfinished = line
 
     def wait_for(self, found: Callable[[list[str]], bool], timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -78,8 +95,8 @@ class Cli:
                 self.process.wait()
             pytest.fail(f"the command did not end within {timeout} s of signal {sig}: {where}")
         self._reader.join(timeout=5)
-        assert self.process.stderr is not None
-        return code, self.process.stderr.read()
+        self._error_reader.join(timeout=5)
+        return code, "".join(self._errors)
 
 
 def _where(pid: int) -> dict[str, str]:
@@ -96,8 +113,31 @@ def _json(lines: list[str]) -> list[dict[str, object]]:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
+def _events(lines: list[str]) -> list[dict[str, Any]]:
+    """The JSON lines of kernel events (they carry ``what``), without the notices: ``lost``,
+    ``resync`` and ``vanished`` lines, which other programs' activity may cause at any time
+    (an overrun) and which have no pid fields."""
+    return [r for r in _json(lines) if "what" in r]
+
+
 def _json_for(lines: list[str], pid: int) -> list[dict[str, object]]:
     return [r for r in _json(lines) if pid in (r.get("process_pid"), r.get("child_pid"))]
+
+
+# A text line about an event: TIME, EVENT, PID, then two spaces and the details.
+_EVENT_LINE = re.compile(r"(\d\d:\d\d:\d\d\.\d{6}) (\S+) +(\d+)(?:  (.*))?")
+
+
+def _lines_of(lines: list[str], pid: int) -> list[tuple[str, str, str]]:
+    """(time, event, details) of each text line about ``pid``. Every other line is skipped:
+    another process's, a notice (LOST, RESYNC), and what follows a newline in a command line
+    or a name (any process on the machine may put one there)."""
+    found = []
+    for line in lines:
+        match = _EVENT_LINE.fullmatch(line)
+        if match and int(match[3]) == pid:
+            found.append((match[1], match[2], match[4] or ""))
+    return found
 
 
 def test_human_columns_show_fork_exec_exit() -> None:
@@ -108,12 +148,11 @@ def test_human_columns_show_fork_exec_exit() -> None:
     code, err = cli.finish()
     assert code == 0 and "Traceback" not in err
     assert cli.lines[0].split() == ["TIME", "EVENT", "PID", "DETAILS"]
-    mine = [line.split(None, 3) for line in cli.lines[1:] if f" {pid} " in f" {line} "]
-    kinds = [parts[1] for parts in mine if parts[2] == str(pid)]
-    assert kinds == ["fork", "exec", "exit"]
-    fork_line = next(p for p in mine if p[1] == "fork")
-    assert fork_line[3] == f"parent {os.getpid()}"
-    datetime.datetime.strptime(fork_line[0], "%H:%M:%S.%f")  # local wall-clock time
+    mine = _lines_of(cli.lines, pid)
+    assert [kind for _, kind, _ in mine] == ["fork", "exec", "exit"]
+    when, _, details = mine[0]
+    assert details == f"parent {os.getpid()}"
+    datetime.datetime.strptime(when, "%H:%M:%S.%f")  # local wall-clock time
 
 
 def test_json_lines_carry_exactly_the_event_fields() -> None:
@@ -158,7 +197,7 @@ def test_event_filter_and_nonzero_exit() -> None:
     )
     code, _ = cli.finish()
     assert code == 0
-    records = _json(cli.lines)
+    records = _events(cli.lines)
     assert {r["event"] for r in records} <= {"exec", "exit"}
     assert all(r["exit_code"] != 0 for r in records if r["event"] == "exit")
     assert [r["exit_code"] for r in _json_for(cli.lines, nonzero) if r["event"] == "exit"] == [
@@ -167,7 +206,9 @@ def test_event_filter_and_nonzero_exit() -> None:
 
 
 def test_count_ends_the_stream() -> None:
-    cli = Cli("--json", "-e", "ptrace", "-n", "2")  # ptrace events: only the ones made here
+    # Ptrace events of this process's descendants: only the ones made here (another program
+    # may ptrace meanwhile).
+    cli = Cli("--json", "-e", "ptrace", "-n", "2", "-p", str(os.getpid()))
     time.sleep(1.0)
     assert cli.process.poll() is None  # it waits for its two events...
     deadline = time.monotonic() + 15
@@ -175,12 +216,14 @@ def test_count_ends_the_stream() -> None:
         triggers.ptrace_seize_and_detach()  # an attach and a detach
         cli.wait_for(lambda lines: False, timeout=0.5)
     code, _ = cli.finish()
-    assert code == 0 and [r["event"] for r in _json(cli.lines)] == ["ptrace", "ptrace"]
+    assert code == 0 and [r["event"] for r in _events(cli.lines)] == ["ptrace", "ptrace"]
 
 
 def test_duration_ends_the_stream_with_stats() -> None:
     started = time.monotonic()
-    cli = Cli("-D", "1", "-S")
+    # Ptrace events only, from the kernel's filter: no loss whatever other programs do (with
+    # every event, the count lost is the machine's business).
+    cli = Cli("-D", "1", "-S", "--raw", "-e", "ptrace")
     code, err = cli.finish(sig=0, timeout=20)  # signal 0: just wait for it to end by itself
     assert code == 0 and time.monotonic() - started < 15
     assert "total" in err and "lost: 0" in err and "events/s" in err
@@ -212,7 +255,7 @@ def test_pid_keeps_only_that_process_and_its_descendants() -> None:
     finally:
         root.kill()
         code, _ = cli.finish()
-    records = _json(cli.lines)
+    records = _events(cli.lines)
     grandchild = [r for r in records if r["event"] == "exit" and r["exit_code"] == 0x600]
     assert grandchild, records  # the descendant's exit is reported
     related = {root.pid} | {r["child_tgid"] for r in records if r["event"] == "fork"}
@@ -275,8 +318,12 @@ def _gated(script: str) -> subprocess.Popen[str]:
 
 
 def _go(process: subprocess.Popen[str]) -> None:
+    _say(process, "go")
+
+
+def _say(process: subprocess.Popen[str], line: str) -> None:
     assert process.stdin is not None
-    process.stdin.write("go\n")
+    process.stdin.write(line + "\n")
     process.stdin.flush()
 
 
@@ -287,7 +334,7 @@ def test_pid_with_an_event_list_still_follows_the_tree() -> None:
     _go(root)
     root.wait(timeout=10)
     code, err = cli.finish(sig=0, timeout=20)  # --until-exit: it ends by itself
-    records = _json(cli.lines)
+    records = _events(cli.lines)
     assert code == 0, err
     assert {r["event"] for r in records} == {"exit"}
     assert [r["exit_status"] for r in records] == [3, 3, 3, 0], records
@@ -296,32 +343,58 @@ def test_pid_with_an_event_list_still_follows_the_tree() -> None:
 
 def test_until_exit_waits_for_children_the_process_had_before() -> None:
     root = subprocess.Popen(
-        ["/bin/sh", "-c", "sleep 1 & read go; exit 0"], stdin=subprocess.PIPE, text=True
+        ["/bin/sh", "-c", "sleep 30 & echo $!; read go; exit 0"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    time.sleep(0.2)  # its sleep runs before the command starts
+    assert root.stdout is not None
+    child = int(root.stdout.readline())  # running before the command starts
     cli = Cli("--json", "-e", "exit", "-p", str(root.pid), "--until-exit")
-    _subscribed(cli.process.pid)
-    _go(root)
-    root.wait(timeout=10)
-    code, err = cli.finish(sig=0, timeout=20)  # ends by itself, once the sleep has too
-    exits = [r["process_tgid"] for r in _json(cli.lines)]
+
+    def exits(lines: list[str]) -> list[object]:
+        return [r["process_tgid"] for r in _events(lines) if r["event"] == "exit"]
+
+    try:
+        _subscribed(cli.process.pid)
+        _go(root)
+        root.wait(timeout=10)
+        assert cli.wait_for(lambda lines: exits(lines) == [root.pid]), cli.lines
+        assert cli.process.poll() is None  # the root has ended, its older child has not
+    finally:
+        os.kill(child, signal.SIGTERM)  # (not a child of ours: no zombie left behind)
+        root.stdout.close()
+    code, err = cli.finish(sig=0, timeout=20)  # ends by itself, once the child has too
     assert code == 0, err
-    assert exits[0] == root.pid and len(exits) == 2, exits  # the root, then its older child
+    assert exits(cli.lines) == [root.pid, child]
 
 
 def test_tree_indents_from_the_process_followed() -> None:
-    root = _gated("/bin/sh -c '/bin/true; exit 0'; exit 0")
-    cli = Cli("-e", "exec", "-p", str(root.pid), "--tree", "--until-exit")
-    _subscribed(cli.process.pid)
-    _go(root)
-    root.wait(timeout=10)
-    code, err = cli.finish(sig=0, timeout=20)
+    # Each step waits for a line from the test, sent once the step before is shown: every
+    # process lives until then, so neither how long the command takes to start (its snapshot of
+    # /proc) nor how soon it reads /proc after an exec matters (a busy machine delays both).
+    root = _gated("/bin/sh -c 'read step; /bin/true; exit 0'; read done; exit 0")
+
+    def indents(lines: list[str]) -> list[int]:
+        # TIME EVENT PID, two spaces, then the details indented two spaces per generation.
+        return [
+            len(found[1]) for line in lines if (found := re.match(r"^\S+ exec +\d+  ( *)", line))
+        ]
+
+    # While a listener of ours is subscribed, the kernel sends events to every socket in the
+    # group: the command gets them from the moment its socket joins, whenever its LISTEN goes.
+    with pc.ProcConnector(events=pc.EventType.PTRACE, rcvbuf=4096):
+        cli = Cli("-e", "exec", "-p", str(root.pid), "--tree", "--until-exit")
+        _subscribed(cli.process.pid)
+        _go(root)
+        assert cli.wait_for(lambda lines: len(indents(lines)) == 1), cli.lines
+        _say(root, "step")
+        assert cli.wait_for(lambda lines: len(indents(lines)) == 2), cli.lines
+        _say(root, "done")
+        root.wait(timeout=10)
+        code, err = cli.finish(sig=0, timeout=20)
     assert code == 0, err
-    # TIME EVENT PID, two spaces, then the details indented two spaces per generation.
-    indents = [
-        len(found[1]) for line in cli.lines if (found := re.match(r"^\S+ exec +\d+  ( *)", line))
-    ]
-    assert indents == [2, 4], cli.lines  # the child shell, then its /bin/true
+    assert indents(cli.lines) == [2, 4], cli.lines  # the child shell, then its /bin/true
 
 
 def test_pid_follows_a_thread_that_execs() -> None:
@@ -399,7 +472,7 @@ def test_nonzero_exit_alone_shows_only_those_exits_with_their_status_decoded() -
     killed = triggers.killed_by_sigkill()
     assert cli.wait_for(lambda lines: bool(_json_for(lines, killed)))
     cli.finish()
-    records = _json(cli.lines)
+    records = _events(cli.lines)
     assert {r["event"] for r in records} == {"exit"} and not _json_for(cli.lines, zero)
     (exit_3,) = _json_for(cli.lines, failed)
     assert (exit_3["exit_status"], exit_3["term_signal"], exit_3["core_dumped"]) == (3, None, False)
@@ -421,9 +494,11 @@ def test_names_that_are_not_utf8_are_unambiguous() -> None:
     for cli in (texts, as_json):
         assert cli.wait_for(lambda lines: any(str(backslash) in line for line in lines))
         cli.finish()
-    shown = {line.split()[2]: line.split(None, 3)[3] for line in texts.lines[1:]}
-    assert shown[str(byte)] == "comm lit\\xff" and shown[str(backslash)] == "comm lit\\\\xff"
-    names = {r["process_pid"]: r["comm"] for r in _json(as_json.lines)}
+    shown = {
+        pid: [details for _, _, details in _lines_of(texts.lines, pid)] for pid in (byte, backslash)
+    }
+    assert shown == {byte: ["comm lit\\xff"], backslash: ["comm lit\\\\xff"]}
+    names = {r["process_pid"]: r["comm"] for r in _events(as_json.lines)}
     assert os.fsencode(str(names[byte])) == b"lit\xff" and names[backslash] == "lit\\xff"
 
 
@@ -477,27 +552,40 @@ def test_check_says_events_will_flow() -> None:
 def test_the_table_puts_the_command_line_on_every_line_and_the_duration_on_exits() -> None:
     cli = Cli("-x", "-e", "exec,exit")  # the table still follows the forks it does not show
     as_json = Cli("--json")
-    _subscribed(cli.process.pid)
-    _subscribed(as_json.process.pid)
-    child = subprocess.Popen(["/bin/sh", "-c", "sleep 0.05; exit 3"])
+
+    def text_shows(kind: str, pid: int) -> Callable[[list[str]], bool]:
+        return lambda lines: kind in [shown for _, shown, _ in _lines_of(lines, pid)]
+
+    def json_shows(kind: str, pid: int) -> Callable[[list[str]], bool]:
+        return lambda lines: any(r["event"] == kind for r in _json_for(lines, pid))
+
+    # Both receive (they subscribe asynchronously): an exit of ours shows in each.
+    cli.trigger_until_seen(lambda: triggers.exit_with(0), lambda x, pid: text_shows("exit", pid)(x))
+    as_json.trigger_until_seen(
+        lambda: triggers.exit_with(0), lambda x, pid: json_shows("exit", pid)(x)
+    )
+    # The child waits while its exec is shown: a process that lives 50 ms may be gone before a
+    # command busy with other programs' events reads its command line (the race README's -r is
+    # about), which is not this test's question.
+    argv = ["/bin/sh", "-c", "read go; sleep 0.05; exit 3"]
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, text=True)
+    assert cli.wait_for(text_shows("exec", child.pid))
+    assert as_json.wait_for(json_shows("exec", child.pid))
+    _go(child)
     child.wait(timeout=10)
-    assert cli.wait_for(
-        lambda lines: any(x.split()[1:3] == ["exit", str(child.pid)] for x in lines[1:])
-    )
-    assert as_json.wait_for(
-        lambda lines: any(r["event"] == "exit" for r in _json_for(lines, child.pid))
-    )
+    assert cli.wait_for(text_shows("exit", child.pid))
+    assert as_json.wait_for(json_shows("exit", child.pid))
     cli.finish()
     as_json.finish()
     assert cli.lines[0].split() == ["TIME", "EVENT", "PID", "UID", "EUID", "USER", "DETAILS"]
-    mine = [line.split(None, 6) for line in cli.lines[1:] if line.split()[2] == str(child.pid)]
-    kinds = {parts[1]: parts for parts in mine}
-    assert kinds["exec"][6] == "/bin/sh -c 'sleep 0.05; exit 3'"  # pasted back, the same argv
-    assert kinds["exit"][6].startswith("exit 3 after 0.")
-    assert kinds["exit"][6].endswith("/bin/sh -c 'sleep 0.05; exit 3'")
-    assert kinds["exit"][3:6] == [str(os.getuid()), str(os.geteuid()), "root"]
+    command = "/bin/sh -c 'read go; sleep 0.05; exit 3'"  # shell-quoted: pasted back, argv
+    # UID EUID USER, then what the line says
+    kinds = {kind: details.split(None, 3) for _, kind, details in _lines_of(cli.lines, child.pid)}
+    assert kinds["exec"][3] == command
+    assert re.fullmatch(r"exit 3 after \d+\.\d{3}s  " + re.escape(command), kinds["exit"][3])
+    assert kinds["exit"][:3] == [str(os.getuid()), str(os.geteuid()), "root"]
     (exit_,) = [r for r in _json_for(as_json.lines, child.pid) if r["event"] == "exit"]
     process = exit_["process"]
-    assert isinstance(process, dict) and process["argv"] == ["/bin/sh", "-c", "sleep 0.05; exit 3"]
+    assert isinstance(process, dict) and process["argv"] == argv
     assert process["user"] == "root" and process["ppid"] == os.getpid()
     assert isinstance(exit_["duration_s"], float) and 0.05 <= exit_["duration_s"] < 10

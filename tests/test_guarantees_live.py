@@ -19,8 +19,8 @@ import pyprocconn as pc
 from pyprocconn import _libc
 from pyprocconn.wire import subscription_request
 from tests import paths, triggers
-from tests.paths import PATHS, Item, forged_ack, forged_exec, forger, gather, ticking
-from tests.triggers import of
+from tests.paths import PATHS, Item, forged_ack, forged_exec, forger, gather, silence, ticking
+from tests.triggers import collect, of, true_on
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
 FAKE_PIDS = (0x7FFFFF01, 0x7FFFFF02, 0x7FFFFF03)
@@ -71,39 +71,62 @@ def test_loss_is_reported_on_every_path(path: str) -> None:
         assert all_loss_reported(items), (stats, [e for e in items if type(e) is pc.EventsLost])
 
 
-def _true_on(cpu: int) -> None:
-    subprocess.run(["/bin/true"], preexec_fn=lambda: os.sched_setaffinity(0, {cpu}), check=True)
-
-
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="a second CPU puts a gap mid-batch")
 @pytest.mark.parametrize("path", ["recv", "recv_timeout"])
 def test_a_loss_inside_a_batch_is_raised_not_handed_out(path: str) -> None:
-    """Loss on two CPUs, then an event on each: one receive takes both gaps, the second CPU's
-    behind events of the first. The one-event methods raise at each, never return a marker."""
+    """Loss on two CPUs, then an event of ours on each: the receive after the overrun takes both
+    gaps, the second CPU's behind events of the first. The one-event methods raise at each,
+    never return a marker.
+
+    Other programs' events may overrun the small buffer too, before or with ours: every loss
+    counted must be raised, however many overruns there were."""
     cpus = sorted(os.sched_getaffinity(0))[:2]
-    gaps: list[int | None] = []
+    raised: list[pc.OverrunError] = []
+    ended: set[int] = set()  # pids of the exits received
 
     def take() -> None:
         try:
             item = conn.recv() if path == "recv" else conn.recv_timeout(timeout=0.5)
         except pc.OverrunError as error:
-            gaps.append(error.lost)
+            raised.append(error)
         else:
             assert not isinstance(item, pc.EventsLost), item  # (typed as an event: it must be)
+            if isinstance(item, pc.ExitEvent):
+                ended.add(item.process_pid)
 
-    with pc.ProcConnector(rcvbuf=4096) as conn:
+    def all_raised() -> bool:
+        stats = conn.stats
+        known = sum(error.lost for error in raised if error.lost is not None)
+        unknown = sum(1 for error in raised if error.lost is None)
+        return (known, unknown) == (stats.lost, stats.overruns)
+
+    with pc.ProcConnector() as conn, ticking():  # (a blocking receive always gets something)
+        deadline = time.monotonic() + 15
+        # First an event of ours on each CPU, received: a CPU's loss is a gap only from an
+        # event received there before it.
+        primers = {true_on(cpu) for cpu in cpus}
+        while not primers <= ended and time.monotonic() < deadline:
+            take()
+        assert primers <= ended, "the events before the loss never came"
+        overruns = conn.stats.overruns
+        conn.rcvbuf = 4096
         for n in range(150):
-            _true_on(cpus[n % 2])
-        take()  # the overrun, first; the events queued before it are taken along
-        assert gaps == [None]
-        for cpu in cpus:
-            _true_on(cpu)  # after the loss: reveals its CPU's gap
-        time.sleep(0.2)
-        deadline = time.monotonic() + 10
-        with ticking():
-            while len(gaps) < 3 and time.monotonic() < deadline:
-                take()
-        assert len(gaps) == 3 and sum(lost or 0 for lost in gaps) == conn.stats.lost, gaps
+            true_on(cpus[n % 2])
+        # From here on other programs' events cannot overrun it again; it still drops
+        # everything until drained: by the receive that reads the overrun (the events queued
+        # before it come along).
+        conn.rcvbuf = pc.DEFAULT_RCVBUF
+        while conn.stats.overruns == overruns and time.monotonic() < deadline:
+            take()
+        # After the loss, ours on each CPU: the first event there reveals its gap, at the
+        # latest ours.
+        revealers = {true_on(cpu) for cpu in cpus}
+        while not (revealers <= ended and all_raised()) and time.monotonic() < deadline:
+            take()
+        stats = conn.stats
+        assert revealers <= ended and all_raised(), (raised, stats)
+        assert stats.overruns > overruns and stats.lost > 0, stats
+        assert set(cpus) <= {error.cpu for error in raised if error.lost}, raised
 
 
 @pytest.mark.parametrize("path", ["recv_timeout", "recv_timeout_buf", "recv_batch"])
@@ -111,6 +134,7 @@ def test_deadlines_are_kept_from_both_sides(path: str) -> None:
     """A 1 s timeout with nothing to receive ends after 1 s, and not much later (the bound is
     generous for a loaded machine, far below what a 1.5x wait would take)."""
     with pc.ProcConnector(events=pc.EventType.PTRACE) as conn:
+        silence(conn)  # nothing to receive, whatever other programs do
         started = time.monotonic()
         result = paths.receive(conn, path)
         elapsed = time.monotonic() - started
@@ -139,7 +163,10 @@ def test_a_forged_ack_during_subscription_is_not_taken(monkeypatch: pytest.Monke
     try:
         assert forged_count >= 1
         assert conn.stats.foreign == forged_count
-        assert not any(isinstance(e, pc.AckEvent) for e in conn.recv_batch(0.2))
+        # Nor handed out later (other programs' acks are, but none carries this refusal: the
+        # kernel here subscribes anyone in the initial namespaces, it never answers EPERM).
+        events = collect(conn, lambda e: False, timeout=0.2)
+        assert not [e for e in events if isinstance(e, pc.AckEvent) and e.err == errno.EPERM]
     finally:
         conn.close()
 
@@ -225,7 +252,12 @@ def test_a_subscribed_socket_is_seen_by_the_probe() -> None:
 
 def test_no_listener_is_left_on_the_machine(listeners_at_start: bool) -> None:
     """Relative to the session's start: if nobody listened then, nobody listens now (every
-    connector of every test before this one unsubscribed)."""
+    connector of every test before this one unsubscribed).
+
+    The kernel keeps one count for the whole machine: it says something about this session
+    only while no other process holds a process events socket (another test run, a monitor),
+    which is checked on both sides of the probe. (A registration another program leaks during
+    the session, its socket gone, cannot be told from one of ours.)"""
     if listeners_at_start:
         pytest.skip(
             "another program listened when the session started; "
@@ -233,7 +265,16 @@ def test_no_listener_is_left_on_the_machine(listeners_at_start: bool) -> None:
         )
     for _ in range(100):
         pc.ProcConnector().close()
-    assert not paths.passive_member_sees_events()
+    others = paths.others_in_the_group()
+    listening = paths.passive_member_sees_events()
+    others |= paths.others_in_the_group()
+    if others:
+        pytest.skip(
+            f"other processes hold process events sockets (inodes {sorted(others)}): the "
+            "kernel's count cannot be told from this session's; "
+            "test_every_way_of_closing_unsubscribes checks each socket instead"
+        )
+    assert not listening
 
 
 def test_a_construction_interrupted_while_waiting_for_the_ack_unsubscribes(

@@ -31,6 +31,8 @@ def _control(op: int) -> bytes:
 def test_from_buffer_reads_fork_exec_exit_of_a_child() -> None:
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, netlink.NETLINK_CONNECTOR)
     try:
+        # Room for what other programs make meanwhile (the default holds ~256 events).
+        sock.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE (root)
         sock.bind((0, connector.CN_IDX_PROC))
         sock.sendto(_control(cn_proc.PROC_CN_MCAST_LISTEN), (0, 0))
         child = subprocess.Popen(["/bin/sh", "-c", "exit 3"])

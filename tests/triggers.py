@@ -43,6 +43,14 @@ def run_python_args(code: str, *args: str) -> int:
     return child.pid
 
 
+def true_on(cpu: int) -> int:
+    """Run /bin/true on ``cpu`` (its exit happens there); its pid, once it has ended (its events
+    are queued by then: the kernel sends them before the parent can reap it)."""
+    child = subprocess.Popen(["taskset", "-c", str(cpu), "/bin/true"])  # (no preexec_fn: threads)
+    child.wait(timeout=30)
+    return child.pid
+
+
 def exit_with(status: int) -> int:
     child = subprocess.Popen(["/bin/sh", "-c", f"exit {status}"])
     child.wait(timeout=30)
