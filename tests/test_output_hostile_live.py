@@ -38,10 +38,10 @@ HOSTILE_UID = 4242  # any local user
 
 
 class Command:
-    """The command with stdout strict UTF-8, its raw output bytes kept."""
+    """The command with stdout strict UTF-8 (or ``encoding``), its raw output bytes kept."""
 
-    def __init__(self, *args: str) -> None:
-        env = dict(os.environ, PYTHONIOENCODING="utf-8:strict", LANG="en_US.UTF-8")
+    def __init__(self, *args: str, encoding: str = "utf-8:strict") -> None:
+        env = dict(os.environ, PYTHONIOENCODING=encoding, LANG="en_US.UTF-8")
         self.process = subprocess.Popen(
             [*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
@@ -54,6 +54,24 @@ class Command:
         stream = self.process.stdout
         for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
             self.out += chunk
+
+    def shows_exit_of(self, pid: int, timeout: float = 30.0) -> bool:
+        """Wait (bounded) until the output has the exit of ``pid``: all its events are in."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.out.decode("utf-8", "replace").splitlines():
+                if line.startswith("{"):
+                    record = json.loads(line)
+                    if record["event"] == "exit" and record.get("process_tgid") == pid:
+                        return True
+                elif line.split()[1:3] == ["exit", str(pid)]:
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def lost(self) -> bool:
+        text = self.out.decode("utf-8", "replace")
+        return " LOST " in text or '"event":"lost"' in text
 
     def finish(self) -> tuple[int, list[str], str]:
         assert self.process.poll() is None, "the command ended by itself"
@@ -96,27 +114,35 @@ def _hostile() -> subprocess.Popen[bytes]:
 
 
 def _details(lines: list[str], kind: str, pid: int, columns: int = 3) -> list[str]:
-    """The DETAILS column of the lines of one event kind about ``pid``."""
+    """The DETAILS column of the lines of one event kind about ``pid``, those of the hostile
+    process only (the pid may be reused meanwhile while other programs fork a lot: 32768 pids
+    go round in seconds)."""
     found = []
     for line in lines:
         parts = line.split(None, columns)
-        if len(parts) > columns and parts[1] == kind and parts[2] == str(pid):
+        mine = len(parts) > columns and parts[1:3] == [kind, str(pid)]
+        if mine and "sleep 0.5" in parts[columns]:
             found.append(parts[columns])
     return found
 
 
 def test_no_process_can_forge_a_line_reach_the_terminal_or_stop_the_command() -> None:
-    commands = {
-        "default": Command("-S", "--user", str(HOSTILE_UID)),  # -S: only its commands
-        "tree": Command("--tree", "-x"),
-        "raw": Command("--raw", "--comm", "--cmdline"),
-        "json": Command("--json"),
-    }
-    for command in commands.values():
-        _subscribed(command.process.pid)
-    hostile = _hostile()
-    hostile.wait(timeout=10)
-    time.sleep(0.3)
+    for _ in range(3):  # again only when another program's storm cost events
+        commands = {
+            "default": Command("-S", "--user", str(HOSTILE_UID)),  # -S: only its commands
+            "tree": Command("--tree", "-x"),
+            "raw": Command("--raw", "--comm", "--cmdline"),
+            "json": Command("--json"),
+        }
+        for command in commands.values():
+            _subscribed(command.process.pid)
+        hostile = _hostile()
+        hostile.wait(timeout=10)
+        complete = all(command.shows_exit_of(hostile.pid) for command in commands.values())
+        if complete or not any(command.lost() for command in commands.values()):
+            break
+        for command in commands.values():
+            command.finish()
     results = {name: command.finish() for name, command in commands.items()}
     pid = hostile.pid
     for name, (code, lines, err) in results.items():
@@ -146,7 +172,8 @@ def test_no_process_can_forge_a_line_reach_the_terminal_or_stop_the_command() ->
     # JSON: exactly the arguments, a byte that is not UTF-8 as \udcXX (as documented).
     _, lines, _ = results["json"]
     records = [json.loads(line) for line in lines if line.startswith("{")]
-    (exec_,) = [r for r in records if r["event"] == "exec" and r["process_pid"] == pid]
+    (exec_,) = [r for r in records if r["event"] == "exec" and r["process_pid"] == pid
+                and "sleep 0.5" in str(r["process"]["argv"])]  # fmt: skip
     assert [os.fsencode(arg) for arg in exec_["process"]["argv"]] == expected
 
 
@@ -163,16 +190,13 @@ def test_wait_says_how_a_hostile_process_ended_in_one_safe_line() -> None:
 def test_the_command_survives_a_strict_ascii_stdout() -> None:
     """Where the stream can encode nothing but ASCII, é is quoted in a form bash reads back
     (never an error, never a form that pastes as something else)."""
-    env = dict(os.environ, PYTHONIOENCODING="ascii:strict")
-    command = subprocess.Popen(
-        [*COMMAND, "-e", "exec"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-    )
-    _subscribed(command.pid)
-    cafe = subprocess.Popen(["/bin/sh", "-c", "sleep 0.2", "café"])
+    command = Command("-e", "exec,exit", encoding="ascii:strict")
+    _subscribed(command.process.pid)
+    cafe = subprocess.Popen(["/bin/sh", "-c", "sleep 0.5", "café"])
     cafe.wait(timeout=10)
-    time.sleep(0.3)
-    command.send_signal(signal.SIGINT)
-    out, err = command.communicate(timeout=20)
-    assert command.returncode == 0, err
-    (shown,) = _details(out.decode("ascii").splitlines(), "exec", cafe.pid)
-    assert _bash_words(shown) == [b"/bin/sh", b"-c", b"sleep 0.2", "café".encode()]
+    assert command.shows_exit_of(cafe.pid)
+    code, lines, err = command.finish()
+    assert code == 0, err
+    (shown,) = _details(lines, "exec", cafe.pid)
+    assert shown.isascii()
+    assert _bash_words(shown) == [b"/bin/sh", b"-c", b"sleep 0.5", "café".encode()]
