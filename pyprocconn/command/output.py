@@ -27,7 +27,7 @@ from pyprocconn.processes import Exited, Process, Resynced
 
 SHOW_WITHIN = 0.05  # seconds a line may wait before a terminal or pipe shows it
 _JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder for every line
-_MAX_QUOTED = 4096  # command lines quoted, processes encoded and remembered (snapshots)
+_MAX_QUOTED = 1024  # command lines quoted, processes encoded and remembered (snapshots)
 
 
 @dataclass(frozen=True)
