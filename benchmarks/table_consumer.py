@@ -1,13 +1,16 @@
 """A listener process running :class:`pyprocconn.processes.ProcessTable`, for benchmarks.capture.
 
-``python -m benchmarks.table_consumer MODE [--realtime]``. It builds ``ProcessTable()`` (default
-settings; ``--realtime``: ``ProcessTable(realtime=True)``), says "ready" and iterates the table
-itself (``for record in table``) until SIGUSR1 or SIGTERM, then closes it (IGNORE) and reports.
+``python -m benchmarks.table_consumer MODE [--realtime | --nice N]``. It builds ``ProcessTable()``
+(default settings; ``--realtime``: ``ProcessTable(realtime=True)``; ``--nice N``:
+``ProcessTable(nice=N)``, the command's default priority with N = -20), says "ready" and iterates
+the table itself (``for record in table``) until SIGUSR1 or SIGTERM, then closes it (IGNORE) and
+reports.
 
 - ``capture``: prints one JSON line per exec record,
-  ``[pid, exec_ns, read_ns, argv, complete, exec_cpu, read_cpu]``: the kernel's exec timestamp,
-  when the table took the batch holding it in hand (CLOCK_MONOTONIC, the events' clock), the
-  argv it captured, the CPU the exec happened on and the CPU this process read /proc from. Then
+  ``[pid, exec_ns, read_ns, argv, complete, exec_cpu, read_cpu, exe, cwd]``: the kernel's exec
+  timestamp, when the table took the batch holding it in hand (CLOCK_MONOTONIC, the events'
+  clock), the argv it captured, the CPU the exec happened on, the CPU this process read /proc
+  from, and the exe and cwd it captured. Then
   one JSON summary line: the exit timestamps of the exec'd processes (``exits``) and the table's
   own counters. ``read_ns`` comes from wrapping the instance's ``capture_execs``, which the
   table's loop calls first thing with each batch: the clock is read before the table reads
@@ -78,10 +81,12 @@ def _capture(table: ProcessTable, result: dict[str, Any]) -> None:
         name = event.NAME
         if name == "exec":
             pid, process = event.process_tgid, record.process
-            argv = None if process is None else process.argv
+            argv, exe, cwd = (None, None, None)
+            if process is not None:
+                argv, exe, cwd = process.argv, process.exe, process.cwd
             complete = process is not None and process.complete
             read_ns, read_cpu = reads.pop(pid, (None, None))
-            line = [pid, event.timestamp_ns, read_ns, argv, complete, event.cpu, read_cpu]
+            line = [pid, event.timestamp_ns, read_ns, argv, complete, event.cpu, read_cpu, exe, cwd]
             write(json.dumps(line) + "\n")
             exits[pid] = 0
         elif name == "exit" and event.process_pid in exits:
@@ -106,11 +111,13 @@ def _storm(table: ProcessTable, result: dict[str, Any]) -> None:
 
 def main() -> None:
     mode = sys.argv[1]
-    realtime = "--realtime" in sys.argv[2:]
+    options = sys.argv[2:]
+    realtime = "--realtime" in options
+    nice = int(options[options.index("--nice") + 1]) if "--nice" in options else None
     # Until subscribed, a stop only takes note (as in benchmarks.consumer).
     for number in _STOP_SIGNALS:
         signal.signal(number, _note_stop)
-    table = ProcessTable(realtime=realtime)
+    table = ProcessTable(realtime=realtime, nice=nice)
     result: dict[str, Any] = {"events": [], "resynced": 0, "exits": {}}
     try:
         for number in _STOP_SIGNALS:
