@@ -244,12 +244,14 @@ class Consumer:
         """Wait until it has worked off its queue (its CPU time stops growing); its CPU then.
 
         Other programs' events (a fork storm elsewhere on the machine) keep it from ever
-        stopping: then its CPU is taken once its socket's queue is empty and it works less than
-        half the time (working off a backlog of its own, it would be on a CPU all the time), or
+        stopping: then its CPU is taken once, twice in a row, its socket's queue is empty and it
+        worked less than half the time (working off a backlog of its own, it would be on a CPU
+        all the time; the window in which it finishes is half busy, the next one still), or
         when ``limit`` passes, with a warning that the figure includes their events."""
         window = 0.2
         last = self.cpu()
         deadline = time.monotonic() + limit
+        calm = 0  # windows in a row with its queue empty and a CPU used less than half of it
         while time.monotonic() < deadline:
             time.sleep(window)
             now = self.cpu()
@@ -257,7 +259,8 @@ class Consumer:
                 return now
             busy = now - last
             last = now
-            if busy < window / 2 and self._queued() == 0:
+            calm = calm + 1 if busy < window / 2 and self._queued() == 0 else 0
+            if calm == 2:
                 break
         _warn(
             f"{self.listener.name} kept working after the storm: other programs' events "
