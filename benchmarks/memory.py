@@ -20,6 +20,8 @@ import sys
 import threading
 import time
 
+from pyprocconn.check import in_the_group
+
 HUGE_ARGS = ["x" * (128 * 1024 - 1)] * 8  # ~1 MiB: MAX_ARG_STRLEN is 128 KiB per string
 LIVE_HUGE = 40
 
@@ -66,12 +68,9 @@ def _subscribed(pid: int, timeout: float = 15.0) -> None:
     """Until ``pid`` has a socket in the process events group (/proc/net/netlink)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with open("/proc/net/netlink") as table:
-            for line in table.readlines()[1:]:
-                fields = line.split()
-                if fields[1] == "11" and fields[2] == str(pid) and int(fields[3], 16) & 1:
-                    time.sleep(0.3)
-                    return
+        if in_the_group(pid):
+            time.sleep(0.3)  # and a moment for its LISTEN
+            return
         time.sleep(0.02)
     raise RuntimeError("the command never subscribed")
 

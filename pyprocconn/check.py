@@ -45,6 +45,19 @@ def listener_registered(wait: float = 0.5) -> bool:
         return True
 
 
+def in_the_group(pid: int) -> bool:
+    """Whether process ``pid`` has a socket in the process events group now (/proc/net/netlink:
+    protocol, port id = its pid, group bitmap): a process that is subscribing or listening."""
+    group = 1 << (connector.CN_IDX_PROC - 1)
+    with open("/proc/net/netlink") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            protocol, port, groups = int(fields[1]), int(fields[2]), int(fields[3], 16)
+            if protocol == netlink.NETLINK_CONNECTOR and port == pid and groups & group:
+                return True
+    return False
+
+
 def _unprivileged_subscription() -> str:
     """Whether a process with no privilege can subscribe (kernels 6.6+), tried as nobody."""
     if os.geteuid() != 0:

@@ -41,14 +41,6 @@ def alive(pid: int, tid: int | None = None) -> bool:
     return found is not None and found[1][0] not in (b"Z", b"X")
 
 
-def thread_ids(pid: int) -> set[int]:
-    """The ids of the process's threads (just ``pid`` when they cannot be listed)."""
-    try:
-        return {int(name) for name in os.listdir(f"/proc/{pid}/task")}
-    except OSError:
-        return {pid}
-
-
 def live_threads(pid: int) -> set[int]:
     """The ids of the process's threads that have not exited (state neither Z nor X); empty
     when there is no such process or all its threads have exited (a zombie: a group leader
@@ -75,13 +67,12 @@ def thread_starts(pid: int) -> dict[int, int]:
         tids = [int(name) for name in os.listdir(f"/proc/{pid}/task") if name != str(pid)]
     except OSError:
         return {}
-    live = {}
-    for tid in tids:
-        raw = read(f"/proc/{pid}/task/{tid}/stat")
-        fields = raw.rpartition(b")")[2].split() if raw else []
-        if fields and fields[0] not in (b"Z", b"X"):
-            live[tid] = int(fields[19])
-    return live
+    found = {tid: stat(pid, tid) for tid in tids}
+    return {
+        tid: int(fields[19])
+        for tid, thread in found.items()
+        if thread is not None and (fields := thread[1])[0] not in (b"Z", b"X")
+    }
 
 
 def argv(pid: int) -> list[str] | None:
