@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pyprocconn import _libc, layout
 from pyprocconn.decode import Counters, Stream, decode
 from pyprocconn.errors import ConnectorUnavailableError, OverrunError
-from pyprocconn.events import EventsLost, EventType, ProcEvent
+from pyprocconn.events import EVENT_CLASSES, EventsLost, EventType, ProcEvent
 from pyprocconn.kernel import cn_proc, connector, netlink
 from pyprocconn.wire import subscription_request
 
@@ -55,8 +55,21 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+def _mask_of(events: EventType | int | str | None) -> int:
+    if isinstance(events, str):
+        events = EventType.from_names(events)
+    return _ALL if events is None else int(events) & _ALL
+
+
 class ProcConnector:
     """A subscription to the kernel's process events.
+
+    ``urgent`` (event types, as ``events``): a linger (``recv_batch``'s, the iterator's) ends
+    the moment one of these arrives, and none starts after a wake-up that brought one. A second
+    socket, filtered by the kernel to them, rings for it (kernels 6.6+; :attr:`urgent` says
+    whether it is in effect). A process table lingers for company on forks and exits, so a
+    storm costs a few wake-ups per millisecond instead of one per event, and still reads an
+    exec's /proc at once.
 
     ``events`` selects event types: an :class:`EventType` mask, names (``"exec,exit"``), or
     None for all. The kernel
@@ -83,13 +96,14 @@ class ProcConnector:
         rcvbuf: int | None = DEFAULT_RCVBUF,
         ack_timeout: float = DEFAULT_ACK_TIMEOUT,
         linger: float = DEFAULT_LINGER,
+        urgent: EventType | int | str | None = None,
     ) -> None:
-        if isinstance(events, str):
-            events = EventType.from_names(events)
-        mask = _ALL if events is None else int(events) & _ALL
+        mask = _mask_of(events)
         if mask == 0:
             raise ValueError("events names no event type; use None or EventType.ALL for all")
         self._mask = mask
+        self._doorbell: ProcConnector | None = None
+        self._urgent: frozenset[type[ProcEvent]] = frozenset()
         self._linger = linger
         self._stream = Stream(mask=mask, on_ack=self._on_ack)
         self._counters = self._stream.counters
@@ -102,9 +116,15 @@ class ProcConnector:
         self._filter_mode: Literal["none", "kernel", "user"] = "none"
         self._fd = -1
         self._owner_pid = os.getpid()  # a forked child must not unsubscribe its parent
+        if urgent is not None:
+            # Made first: the kernel delivers to the group's sockets newest first, so an
+            # urgent event is already queued here when the doorbell rings.
+            self._ring_on(_mask_of(urgent) & mask, ack_timeout)
         try:
             self._fd = _libc.socket_netlink(netlink.NETLINK_CONNECTOR)
         except OSError as error:
+            if self._doorbell is not None:
+                self._doorbell.close()
             if error.errno in (errno.EPROTONOSUPPORT, errno.EAFNOSUPPORT):
                 raise ConnectorUnavailableError(
                     error.errno,
@@ -129,6 +149,8 @@ class ProcConnector:
                 ) from None
             self._subscribe(ack_timeout)
         except BaseException:
+            if self._doorbell is not None:
+                self._doorbell.close()
             self._undo_listen()
             _libc.close(self._fd)
             self._fd = -1
@@ -177,6 +199,63 @@ class ProcConnector:
                 self._filter_mode = "user"
             # Gaps now include events filtered out, so they no longer count loss.
             self._stream.track_sequence = False
+
+    def _ring_on(self, urgent: int, ack_timeout: float) -> None:
+        """A second socket, filtered by the kernel to the ``urgent`` types, that ends a linger
+        the moment one of them comes; none where the kernel cannot filter (it would wake on
+        everything: lingering is then left off)."""
+        if not urgent:
+            raise ValueError("urgent names no event type this connector receives")
+        doorbell = ProcConnector(urgent, rcvbuf=None, ack_timeout=ack_timeout, linger=0.0)
+        if doorbell.filter_mode != "kernel":
+            doorbell.close()
+            return
+        self._doorbell = doorbell
+        self._urgent = frozenset(
+            cls for what, cls in EVENT_CLASSES.items() if what & urgent == what and what
+        )
+
+    @property
+    def urgent(self) -> EventType | None:
+        """The event types that end a linger at once (``urgent=``); None when not in effect
+        (not asked, or a kernel before 6.6 that cannot filter per socket)."""
+        if self._doorbell is None:
+            return None
+        return EventType(self._doorbell._mask)
+
+    def _linger_step(self, phase: int, linger: float, decoded_from: int) -> int:
+        """Events come in bursts: take the burst in one go. After a read that emptied the
+        socket, in ``phase`` 0 (the first) or 1 (after silencing the doorbell): wait, and say
+        the phase of the next read (2: the last), or -1 to end now."""
+        doorbell = self._doorbell
+        if doorbell is None:
+            time.sleep(linger)
+            return 2
+        if self._urgent_in(decoded_from):
+            return -1  # an exec's /proc is read now, not after the linger
+        if phase == 0:
+            # Rings for the events already read are dropped; one for an event that came after
+            # that read is then caught by the read that follows.
+            doorbell._silence()
+            return 1
+        doorbell._wait(linger)
+        return 2
+
+    def _urgent_in(self, start: int) -> bool:
+        """Whether pending holds an urgent event from index ``start`` on."""
+        urgent, pending = self._urgent, self._pending
+        return any(type(pending[index]) in urgent for index in range(start, len(pending)))
+
+    def _silence(self) -> None:
+        """Drop the rings queued on the doorbell (their events are read from this socket)."""
+        batch, fd = self._batch, self._fd
+        while True:
+            try:
+                if batch(fd, _MSG_DONTWAIT) < batch.slots:
+                    return
+            except OSError as error:
+                if error.errno != errno.ENOBUFS:  # EAGAIN: empty
+                    return
 
     @staticmethod
     def _token() -> int:
@@ -228,39 +307,49 @@ class ProcConnector:
 
     def _fill(self, timeout: float | None, linger: float) -> bool:
         """Wait up to ``timeout`` (None: forever) for datagrams, let more arrive for ``linger``
-        seconds, then decode all that are queued into pending. False on timeout."""
-        batch, fd, stream, pending = self._batch, self._fd, self._stream, self._pending
-        slots, slot_size, buffer = batch.slots, batch.slot_size, batch.buffer
+        seconds after the first (see ``urgent``), then decode all that are queued into pending.
+        False on timeout."""
         if timeout is None:
             flags = _MSG_WAITFORONE  # block in recvmmsg itself: one system call per wake-up
         else:
             if not self._wait(timeout):
                 return False
             flags = _MSG_DONTWAIT
-        lingering = linger > 0
+        slots = self._batch.slots
+        phase = 0 if linger > 0 else 2
+        decoded_from = len(self._pending)
         while True:
-            if lingering and flags == _MSG_DONTWAIT:
-                time.sleep(linger)  # events come in bursts: take the burst in one go
-                lingering = False
-            try:
-                count = batch(fd, flags)
-            except OSError as error:
-                if error.errno in _EAGAIN:
-                    return True
-                if self._fd != fd:  # closed meanwhile by another thread (misuse): say so
-                    self._check_open()
-                if error.errno == errno.ENOBUFS:
-                    stream.lose(pending, None)
-                    flags = _MSG_DONTWAIT
-                    continue
-                raise
-            if self._fd != fd:  # closed by another thread while this one waited (misuse):
-                self._check_open()  # the number may be another socket's by now: read no more
+            count = self._read(flags)
             flags = _MSG_DONTWAIT
-            headers, senders = batch.results()
-            decode(buffer, headers, pending, stream, False, slot_size, senders)
-            if count < slots and not lingering:
+            if count == slots or count < 0:  # more waiting, or a loss read: read on
+                continue
+            if phase == 2:
                 return True
+            phase = self._linger_step(phase, linger, decoded_from)
+            if phase < 0:
+                return True
+            decoded_from = len(self._pending)
+
+    def _read(self, flags: int) -> int:
+        """One recvmmsg, decoded into pending: the datagrams read (0: none queued, -1: the
+        kernel said it dropped some, recorded as a loss)."""
+        batch, fd = self._batch, self._fd
+        try:
+            count = batch(fd, flags)
+        except OSError as error:
+            if error.errno in _EAGAIN:
+                return 0
+            if self._fd != fd:  # closed meanwhile by another thread (misuse): say so
+                self._check_open()
+            if error.errno != errno.ENOBUFS:
+                raise
+            self._stream.lose(self._pending, None)
+            return -1
+        if self._fd != fd:  # closed by another thread while this one waited (misuse): the
+            self._check_open()  # number may be another socket's by now: read no more
+        headers, senders = batch.results()
+        decode(batch.buffer, headers, self._pending, self._stream, False, batch.slot_size, senders)
+        return count
 
     def _receive_into(self, buf: Buffer, timeout: float | None) -> bool:
         """One datagram into the caller's buffer, decoded into pending; False on timeout."""
@@ -502,6 +591,8 @@ class ProcConnector:
         if self._fd < 0:
             return
         fd, self._fd = self._fd, -1
+        if self._doorbell is not None:
+            self._doorbell.close()
         try:
             # After fork() parent and child share the socket: only the process that opened it
             # unsubscribes; a child just drops its descriptor.

@@ -48,6 +48,31 @@ class Mutation:
 
 
 MUTATIONS = [
+    # Wake-ups: lingering for company, never at an exec's cost.
+    Mutation(
+        "the doorbell is not listened to during a linger",
+        "an exec's /proc is read at once",
+        "pyprocconn/connector.py",
+        "        doorbell._wait(linger)\n",
+        "        time.sleep(linger)\n",
+        ("tests/test_urgent_live.py::test_an_exec_ends_a_linger_at_once_and_is_in_the_batch",),
+    ),
+    Mutation(
+        "the table lingers while execs come",
+        "an exec's /proc is read at once",
+        "pyprocconn/processes.py",
+        "        self._last_exec = time.monotonic()\n",
+        "",
+        ("tests/test_urgent_live.py::test_the_table_lingers_only_while_no_exec_comes",),
+    ),
+    Mutation(
+        "a line written while Ctrl-C is not held off",
+        "one event is one line",
+        "pyprocconn/command/output.py",
+        "        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)\n",
+        "        held = signal.pthread_sigmask(signal.SIG_BLOCK, set())\n",
+        ("tests/test_sink.py",),
+    ),
     # The audit's thirteen.
     Mutation(
         "batch decoder ignores senders",
@@ -202,8 +227,8 @@ MUTATIONS = [
         "ENOBUFS swallowed by the batch receive",
         "loss is never silent",
         "pyprocconn/connector.py",
-        "                    stream.lose(pending, None)",
-        "                    pass",
+        "            self._stream.lose(self._pending, None)\n            return -1",
+        "            return -1",
         (LOSS,),
     ),
     Mutation(
@@ -270,8 +295,8 @@ MUTATIONS = [
         "an interrupted construction leaves its LISTEN counted",
         "resources: every LISTEN is matched by an IGNORE",
         "pyprocconn/connector.py",
-        "        except BaseException:\n            self._undo_listen()",
-        "        except BaseException:\n            pass",
+        "                self._doorbell.close()\n            self._undo_listen()",
+        "                self._doorbell.close()",
         (f"{GUARANTEES}::test_a_construction_interrupted_while_waiting_for_the_ack_unsubscribes",),
     ),
     Mutation(

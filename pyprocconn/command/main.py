@@ -68,7 +68,9 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
     started = time.monotonic()
     rcvbuf = args.rcvbuf if args.rcvbuf is not None else pc.DEFAULT_RCVBUF
     everything = subscribed == pc.EventType.ALL
-    conn = pc.ProcConnector(events=None if everything else subscribed, rcvbuf=rcvbuf)
+    # The table reads an exec's /proc at once and lets the rest gather (see TableMode).
+    urgent = pc.EventType.EXEC if not raw and subscribed & pc.EventType.EXEC else None
+    conn = pc.ProcConnector(events=None if everything else subscribed, rcvbuf=rcvbuf, urgent=urgent)
     # The process and its descendants are looked up after subscribing: no fork is missed.
     if args.pid and not procfs.alive(args.pid):
         conn.close()
@@ -97,6 +99,8 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
             signal.signal(sig, handler)
         stats, granted = conn.stats, conn.rcvbuf
         conn.close()
+        if not reader_gone:
+            output.sink.flush()
         note = None if reader_gone else mode.finish()
         if note:
             print(note, file=sys.stderr)

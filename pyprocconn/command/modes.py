@@ -32,7 +32,7 @@ def batches(
     conn: pc.ProcConnector,
     duration: float | None,
     wait_at_most: Callable[[], float | None],
-    linger: float,
+    linger: Callable[[], float],
 ) -> Iterator[Batch]:
     """The connector's batches until ``duration`` seconds pass (None: forever), with each loss
     inline; an empty batch when ``wait_at_most()`` seconds passed without events."""
@@ -43,7 +43,7 @@ def batches(
             return
         timeout = min((w for w in (remaining, wait_at_most()) if w is not None), default=None)
         try:
-            yield list(conn.recv_batch(timeout, linger=linger))
+            yield list(conn.recv_batch(timeout, linger=linger()))
         except pc.OverrunError as error:
             yield [pc.EventsLost(error.lost, error.cpu)]
 
@@ -60,8 +60,12 @@ class RawMode:
         self.tree, self.shows = tree, shows
         self.comm, self.cmdline = args.comm, args.cmdline
         self.looks_up = args.comm or args.cmdline
-        self.linger = 0.0 if self.looks_up else pc.DEFAULT_LINGER  # /proc is read at once
+        self._linger = 0.0 if self.looks_up else pc.DEFAULT_LINGER  # /proc is read at once
         self._remembered: dict[int, dict[str, object]] = {}
+
+    def linger(self) -> float:
+        """Seconds the next receive may let events gather."""
+        return self._linger
 
     def entries(self, batch: Batch) -> Iterator[Entry]:
         for item in batch:
@@ -101,8 +105,6 @@ class TableMode:
     """Events with the process as the table knew it at each, exits with their lifetime, new
     threads hidden unless ``--threads``; losses, rescans and processes that ended unseen."""
 
-    linger = 0.0  # a process that lives half a millisecond is gone after a 1 ms linger
-
     def __init__(
         self,
         conn: pc.ProcConnector,
@@ -113,6 +115,7 @@ class TableMode:
         text: TextFormat | None,
     ) -> None:
         self.table = ProcessTable(conn, max_argv=args.max_argv)
+        self.linger = self.table.linger  # none while execs come (see ProcessTable.linger)
         self.tree, self.shows, self.commands, self.text = tree, shows, commands, text
         self.threads = args.threads
         self.matching = Matching(args.user, args.cgroup)

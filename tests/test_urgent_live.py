@@ -1,0 +1,82 @@
+"""The connector's ``urgent`` doorbell and the process table's linger, against the real kernel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import pyprocconn as pc
+from pyprocconn import layout
+from pyprocconn.processes import GATHER, ProcessTable
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
+
+_FORK_THEN_EXEC = """
+import os, time
+time.sleep(0.3)
+if os.fork() == 0:
+    os._exit(0)
+time.sleep(0.3)
+os.execv("/bin/true", ["/bin/true"])
+"""
+LONG_LINGER = 30.0  # far above anything the test waits for: only a ring ends it early
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_an_exec_ends_a_linger_at_once_and_is_in_the_batch() -> None:
+    with pc.ProcConnector("fork,exec,exit", urgent="exec") as conn:
+        if not layout.HAS_EVENT_FILTER:  # headers before 6.6: no per-socket filter to ring
+            assert conn.urgent is None
+            return
+        assert conn.urgent == pc.EventType.EXEC
+        # A fork (of a child that exits at once) starts a linger; the exec 0.3 s later must
+        # end it.
+        child = subprocess.Popen([sys.executable, "-c", _FORK_THEN_EXEC])
+        started = time.monotonic()
+        seen: list[pc.ProcEvent] = []
+        while sum(e.NAME == "exec" and e.process_tgid == child.pid for e in seen) < 2:
+            seen += conn.recv_batch(LONG_LINGER, linger=LONG_LINGER)  # python's exec, true's
+        waited = time.monotonic() - started
+        child.wait()
+    assert waited < LONG_LINGER / 3, f"the exec did not end the linger ({waited:.1f} s)"
+    forked = [e for e in seen if e.NAME == "fork" and e.parent_tgid == child.pid]
+    assert forked, "the child's fork was received"
+
+
+def test_urgent_must_be_among_the_events_received() -> None:
+    with pytest.raises(ValueError, match="urgent"):
+        pc.ProcConnector("fork", urgent="exec")
+
+
+def test_closing_closes_the_doorbell_too() -> None:
+    before = _open_fds()
+    conn = pc.ProcConnector(urgent="exec")
+    opened = _open_fds() - before
+    assert len(opened) == (2 if conn.urgent is not None else 1)
+    conn.close()
+    assert not (_open_fds() - before)
+
+
+def test_the_table_lingers_only_while_no_exec_comes() -> None:
+    with ProcessTable() as table:
+        if table.conn.urgent is None:
+            assert table.linger() == 0.0
+            return
+        assert table.linger() == GATHER
+        child = subprocess.Popen(["/bin/sh", "-c", "exec /bin/sleep 0.3"])
+        deadline = time.monotonic() + 20
+        execs = 0
+        while table.linger() == GATHER and time.monotonic() < deadline:
+            batch = list(table.conn.recv_batch(5.0, linger=table.linger()))
+            execs += sum(1 for e in batch if e.NAME == "exec")
+            table.feed(batch)  # until a batch with an exec was fed (ours or another's)
+        assert execs, "no exec came"
+        assert table.linger() == 0.0
+        child.wait()
