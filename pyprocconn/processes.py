@@ -20,6 +20,7 @@ was at that event, even when later events of the same batch changed it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,6 +36,7 @@ Origin = Literal["snapshot", "fork", "late"]
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")  # /proc's start times count in these
 _SAME_START_NS = 2 * _TICK_NS  # a fork this close to a snapshot's start time is its own fork
 DEFAULT_MAX_ARGV = 4096  # bytes of a command line kept per process
+_GONE_KEPT = 4096  # processes a rescan found gone, kept for an exit still queued
 GATHER = 0.01  # seconds forks and exits may gather after a wake-up (see ProcessTable.linger)
 # Seconds after an exec during which the table takes every event as it comes: under a storm
 # of execs a listener that lingered, even one woken at once by each exec, read fewer command
@@ -124,8 +126,10 @@ class Lost:
 
 @dataclass(frozen=True)
 class Resynced:
-    """After losses: ``/proc`` rescanned. ``vanished`` ended unseen, ``appeared`` started unseen;
-    ``losses``: the losses it answers (several when a long overrun's were merged)."""
+    """After losses: ``/proc`` rescanned. ``vanished`` ended unseen (gone from /proc, no exit seen;
+    an exit still queued then comes later as a :class:`Seen` with its process, not a second
+    end), ``appeared`` started unseen; ``losses``: the losses it answers (several when a long
+    overrun's were merged)."""
 
     losses: tuple[EventsLost, ...]
     vanished: tuple[Exited, ...]
@@ -235,6 +239,8 @@ class ProcessTable:
         self._unsynced: list[EventsLost] = []  # losses not rescanned for yet
         self._next_rescan = 0.0  # time.monotonic() from which a rescan may run
         self._last_exec = -EXECS_RECENT  # time.monotonic() of the last batch with an exec
+        # Gone from /proc at a rescan: an exit still queued then is shown with its process.
+        self._gone: dict[int, Process] = {}
         if snapshot:
             for process in self._scan().values():
                 self._hold(process)
@@ -407,6 +413,7 @@ class ProcessTable:
         ):  # forked before the scan that found it, not a reused pid
             records.append(Seen(event, self._change(old, start_ns=ts, origin="fork")))
             return
+        self._gone.pop(tgid, None)  # a new process with a pid a rescan found gone
         if old is not None:  # the pid was reused: the old one ended unseen
             self._forget(tgid)
             records.append(self._ended(old, None))
@@ -468,6 +475,11 @@ class ProcessTable:
         process = self._about(event)
         pid, tgid, ts = event.process_pid, event.process_tgid, event.timestamp_ns
         if process is None:
+            gone = self._gone.pop(tgid, None) if pid == tgid else None
+            if gone is not None:  # its exit was still queued when a rescan found it gone
+                lifetime = None if gone.start_ns is None else event.timestamp_ns - gone.start_ns
+                records.append(Seen(event, gone, lifetime))  # its end: in that Resynced
+                return
             records.append(Seen(event, None, thread=pid != tgid))
             return
         if event.parent_tgid and event.parent_tgid != process.ppid:  # reparented meanwhile
@@ -507,10 +519,13 @@ class ProcessTable:
     def _resync(self, losses: tuple[EventsLost, ...]) -> Resynced:
         now = self._scan("late")
         vanished = []
+        gone = self._gone
         for pid in [pid for pid in self.processes if pid not in now]:
-            process = self.processes[pid]
+            process = gone[pid] = self.processes[pid]
             self._forget(pid)
             vanished.append(self._ended(process, None))
+        for pid in list(itertools.islice(gone, max(0, len(gone) - _GONE_KEPT))):
+            del gone[pid]  # the oldest: their exits, if any, were read long ago
         appeared = []
         for pid, process in now.items():
             known = self.processes.get(pid)

@@ -66,6 +66,14 @@ MUTATIONS = [
         ("tests/test_urgent_live.py::test_the_table_lingers_only_while_no_exec_comes",),
     ),
     Mutation(
+        "an exit queued behind a rescan loses its process",
+        "each record true at its moment",
+        "pyprocconn/processes.py",
+        "            gone = self._gone.pop(tgid, None) if pid == tgid else None\n",
+        "            gone = None\n",
+        ("tests/test_processes_live.py::test_an_exit_still_queued_at_a_rescan_carries_its_process",),
+    ),
+    Mutation(
         "a line written while Ctrl-C is not held off",
         "one event is one line",
         "pyprocconn/command/output.py",

@@ -172,6 +172,37 @@ def test_a_loss_is_followed_by_a_resync_that_finds_what_happened_meanwhile() -> 
         table.conn.close()
 
 
+def test_an_exit_still_queued_at_a_rescan_carries_its_process() -> None:
+    """A rescan after a loss finds a process gone whose exit is still queued behind the loss:
+    when that exit is read it is shown with the process (not ``None``), and it does not end
+    the process a second time."""
+    doomed = subprocess.Popen(["sleep", "30"])
+    time.sleep(0.1)
+    with ProcessTable(pc.ProcConnector(rcvbuf=4096), resync_interval=0.0) as table:
+        assert doomed.pid in table.processes
+        for burst in [subprocess.Popen(["/bin/true"]) for _ in range(200)]:
+            burst.wait(timeout=30)  # the small buffer is full: the kernel drops the rest
+        items = _gather(table, lambda got: any(isinstance(i, pc.EventsLost) for i in got))
+        doomed.kill()  # its exit is queued now (the buffer has room), behind the loss
+        doomed.wait(timeout=10)
+        time.sleep(0.1)
+        records = table.feed(items)  # the loss: a rescan at once, the process gone from /proc
+        vanished = [e.process.pid for r in records if isinstance(r, Resynced) for e in r.vanished]
+        assert doomed.pid in vanished
+        exits = [
+            r
+            for r in table.feed(_gather(table, lambda got: _exit_of(got, doomed.pid)))
+            if isinstance(r, Seen) and r.event.NAME == "exit"
+        ]
+        ours = [r for r in exits if r.event.process_pid == doomed.pid]
+        assert ours and ours[0].process is not None and ours[0].process.pid == doomed.pid
+        assert ours[0].lifetime_ns is not None and ours[0].lifetime_ns > 0
+
+
+def _exit_of(items: list[pc.ProcEvent | pc.EventsLost], pid: int) -> bool:
+    return any(getattr(i, "NAME", "") == "exit" and i.process_pid == pid for i in items)  # type: ignore[union-attr]
+
+
 def _fork(pid: int, parent: int, when: int) -> pc.ProcEvent:
     cls = pc.ForkEvent
     return cls(pc.PROC_EVENT_FORK, 0, when, parent, parent, pid, pid)  # type: ignore[no-any-return]
