@@ -71,7 +71,9 @@ MUTATIONS = [
         "pyprocconn/processes.py",
         "            gone = self._gone.pop(tgid, None) if pid == tgid else None\n",
         "            gone = None\n",
-        ("tests/test_processes_live.py::test_an_exit_still_queued_at_a_rescan_carries_its_process",),
+        (
+            "tests/test_processes_live.py::test_an_exit_still_queued_at_a_rescan_carries_its_process",
+        ),
     ),
     Mutation(
         "a line written while Ctrl-C is not held off",
