@@ -114,17 +114,15 @@ class ProcConnector:
         self._user: int | None = None  # the thread receiving right now
         self._depth = 0  # its calls and iterations not yet ended
         self._filter_mode: Literal["none", "kernel", "user"] = "none"
+        self._kernel_filters = False  # the kernel took the 8-byte LISTEN: it filters per socket
         self._fd = -1
         self._owner_pid = os.getpid()  # a forked child must not unsubscribe its parent
-        if urgent is not None:
-            # Made first: the kernel delivers to the group's sockets newest first, so an
-            # urgent event is already queued here when the doorbell rings.
-            self._ring_on(_mask_of(urgent) & mask, ack_timeout)
+        urgent_mask = None if urgent is None else _mask_of(urgent) & mask
+        if urgent_mask == 0:
+            raise ValueError("urgent names no event type this connector receives")
         try:
             self._fd = _libc.socket_netlink(netlink.NETLINK_CONNECTOR)
         except OSError as error:
-            if self._doorbell is not None:
-                self._doorbell.close()
             if error.errno in (errno.EPROTONOSUPPORT, errno.EAFNOSUPPORT):
                 raise ConnectorUnavailableError(
                     error.errno,
@@ -148,6 +146,8 @@ class ProcConnector:
                     "(before 6.6): run as root",
                 ) from None
             self._subscribe(ack_timeout)
+            if urgent_mask is not None and self._kernel_filters:
+                self._ring_on(urgent_mask, ack_timeout)
         except BaseException:
             if self._doorbell is not None:
                 self._doorbell.close()
@@ -171,7 +171,7 @@ class ProcConnector:
         error = None
         if layout.HAS_EVENT_FILTER:
             error = self._request(cn_proc.PROC_CN_MCAST_LISTEN, _ALL, ack_timeout)
-        kernel_filters = error is not None
+        kernel_filters = self._kernel_filters = error is not None
         if error is None:  # kernels before 6.6 ignore the 8-byte form: ask the old way
             error = self._request(cn_proc.PROC_CN_MCAST_LISTEN, None, ack_timeout)
         if error is None:
@@ -202,15 +202,11 @@ class ProcConnector:
 
     def _ring_on(self, urgent: int, ack_timeout: float) -> None:
         """A second socket, filtered by the kernel to the ``urgent`` types, that ends a linger
-        the moment one of them comes; none where the kernel cannot filter (it would wake on
-        everything: lingering is then left off)."""
-        if not urgent:
-            raise ValueError("urgent names no event type this connector receives")
-        doorbell = ProcConnector(urgent, rcvbuf=None, ack_timeout=ack_timeout, linger=0.0)
-        if doorbell.filter_mode != "kernel":
-            doorbell.close()
-            return
-        self._doorbell = doorbell
+        the moment one of them comes (made only where the kernel filters per socket: one that
+        woke on everything would be no doorbell). It is the newer socket, so the kernel, which
+        delivers newest first, may ring it a moment before this one has the event: the read
+        after a ring then comes back without it, and the next receive takes it at once."""
+        self._doorbell = ProcConnector(urgent, rcvbuf=None, ack_timeout=ack_timeout, linger=0.0)
         self._urgent = frozenset(
             cls for what, cls in EVENT_CLASSES.items() if what & urgent == what and what
         )
