@@ -1,11 +1,18 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Tests stop the command with SIGINT, as Ctrl-C does. A shell that starts a job in the background
+# (or nohup) starts it with SIGINT ignored, which survives exec into every child, and Python then
+# leaves it ignored (17 tests hung that way): run, and so start children, with the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # Copies of ../shared/kernel-headers/ (6.1 and the source-tree form), kept in the repo.
 OTHER_HEADERS = ROOT / "tests" / "codegen" / "kernel-headers"
 VENDORED_HEADERS = ROOT / "headers"
