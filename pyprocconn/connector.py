@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import dataclasses
 import errno
+import math
 import os
 import random
 import select
@@ -55,6 +56,18 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+def _seconds(value: object) -> bool:
+    """Whether ``value`` is a finite number (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_times(ack_timeout: float, linger: float) -> None:
+    if not (_seconds(ack_timeout) and ack_timeout > 0):
+        raise ValueError(f"ack_timeout must be a number of seconds above 0, not {ack_timeout!r}")
+    if not (_seconds(linger) and linger >= 0):
+        raise ValueError(f"linger must be a number of seconds 0 or more, not {linger!r}")
+
+
 def _mask_of(events: EventType | int | str | None) -> int:
     if isinstance(events, str):
         events = EventType.from_names(events)
@@ -98,6 +111,7 @@ class ProcConnector:
         linger: float = DEFAULT_LINGER,
         urgent: EventType | int | str | None = None,
     ) -> None:
+        _check_times(ack_timeout, linger)
         mask = _mask_of(events)
         if mask == 0:
             raise ValueError("events names no event type; use None or EventType.ALL for all")

@@ -450,6 +450,7 @@ def test_sigterm_and_sighup_end_like_ctrl_c(sig: int) -> None:
         (["-D", "nan"], "must be a number of seconds above 0"),
         (["-p", "notanumber"], "not a process id: 'notanumber'"),
         (["--rcvbuf", "x"], "not a whole number: 'x'"),
+        (["--until-exit"], "--until-exit needs -p PID"),
     ],
 )
 def test_bad_values_are_usage_errors(args: list[str], message: str) -> None:

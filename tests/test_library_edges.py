@@ -74,6 +74,22 @@ def test_a_nonsense_receive_buffer_is_refused(asked: object) -> None:
         pc.ProcConnector(rcvbuf=asked)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("asked", "says"),
+    [
+        ({"ack_timeout": 0}, "ack_timeout must be a number of seconds above 0"),
+        ({"ack_timeout": -1.0}, "ack_timeout must be a number of seconds above 0"),
+        ({"linger": -1}, "linger must be a number of seconds 0 or more"),
+        ({"ack_timeout": float("nan")}, "ack_timeout must be a number of seconds above 0"),
+        ({"linger": "1ms"}, "linger must be a number of seconds 0 or more"),
+        ({"linger": float("inf")}, "linger must be a number of seconds 0 or more"),
+    ],
+)
+def test_nonsense_times_are_refused_before_subscribing(asked: dict[str, object], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        pc.ProcConnector(**asked)  # type: ignore[arg-type]
+
+
 @live
 def test_the_natural_calls() -> None:
     with pc.ProcConnector(events="ptrace") as conn:

@@ -152,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         from pyprocconn.command import wait
 
         return wait.main(argv[1:])
-    args = options.build_parser().parse_args(argv)
+    parser = options.build_parser()
+    args = parser.parse_args(argv)
+    if args.until_exit and not args.pid:
+        parser.error("--until-exit needs -p PID (the process whose end it waits for)")
     if args.check:
         from pyprocconn import check
 
