@@ -451,6 +451,9 @@ def test_sigterm_and_sighup_end_like_ctrl_c(sig: int) -> None:
         (["-p", "notanumber"], "not a process id: 'notanumber'"),
         (["--rcvbuf", "x"], "not a whole number: 'x'"),
         (["--until-exit"], "--until-exit needs -p PID"),
+        (["--comm"], "--comm and --cmdline go with --raw"),
+        (["--raw", "--tree", "-x", "--user", "0"], "--tree, -x, --user: the process table's"),
+        (["--raw", "--cgroup", "x"], "--cgroup: the process table's"),
     ],
 )
 def test_bad_values_are_usage_errors(args: list[str], message: str) -> None:

@@ -17,7 +17,7 @@ from pyprocconn.command import options
 from pyprocconn.command.follow import Descendants
 from pyprocconn.command.modes import Mode, RawMode, TableMode, follow
 from pyprocconn.command.output import JsonFormat, Output, Sink, TextFormat
-from pyprocconn.processes import raise_priority
+from pyprocconn.processes import DEFAULT_MAX_ARGV, raise_priority
 
 
 class _StopSignalError(Exception):
@@ -52,7 +52,7 @@ def _unicode(stream: TextIO) -> bool:
 
 
 def run(args: argparse.Namespace, stream: TextIO) -> int:
-    raw = args.raw or args.comm or args.cmdline
+    raw = args.raw
     subscribed, shown = options.subscription(args, table=not raw)
     shows = options.shows(shown, args.nonzero_exit)
     try:
@@ -145,6 +145,27 @@ def _safe_stdout() -> None:
             reconfigure(errors="backslashreplace")
 
 
+def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Options of one mode asked in the other are usage errors, never silently ignored."""
+    if (args.comm or args.cmdline) and not args.raw:
+        parser.error(
+            "--comm and --cmdline go with --raw (the table shows the name and command line)"
+        )
+    table_only = [
+        flag
+        for flag, asked in (
+            ("--tree", args.tree),
+            ("-x", args.ids),
+            ("--user", args.user is not None),
+            ("--cgroup", args.cgroup is not None),
+            ("--max-argv", args.max_argv != DEFAULT_MAX_ARGV),
+        )
+        if asked
+    ]
+    if args.raw and table_only:
+        parser.error(f"{', '.join(table_only)}: the process table's, not with --raw")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _safe_stdout()
@@ -156,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.until_exit and not args.pid:
         parser.error("--until-exit needs -p PID (the process whose end it waits for)")
+    _check_modes(parser, args)
     if args.check:
         from pyprocconn import check
 
