@@ -35,6 +35,16 @@ def stat(pid: int, tid: int | None = None) -> tuple[str, list[bytes]] | None:
     return (os.fsdecode(head.partition(b"(")[2]), fields) if fields else None
 
 
+def tgid(pid: int) -> int | None:
+    """The process a task id belongs to (itself for a process, its leader's for a thread); None
+    when there is no such task."""
+    raw = read(f"/proc/{pid}/status")
+    for line in (raw or b"").splitlines():
+        if line.startswith(b"Tgid:"):
+            return int(line.split()[1])
+    return None
+
+
 def alive(pid: int, tid: int | None = None) -> bool:
     """Whether a process (its thread ``tid``) that has not exited (not a zombie) has this pid."""
     found = stat(pid, tid)

@@ -422,6 +422,26 @@ def test_an_unknown_user_is_a_usage_error() -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_pid_of_a_thread_names_its_process() -> None:
+    script = (
+        "import threading, time\n"
+        "t = threading.Thread(target=time.sleep, args=(30,), daemon=True); t.start()\n"
+        "print(t.native_id, flush=True); time.sleep(30)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        tid = int(owner.stdout.readline())
+        done = subprocess.run(
+            [*COMMAND, "-p", str(tid)], capture_output=True, text=True, timeout=30
+        )
+    finally:
+        owner.kill()
+        owner.wait()
+    expected = f"pyprocconn: {tid} is a thread of process {owner.pid}: use -p {owner.pid}\n"
+    assert done.returncode == 1 and done.stderr == expected
+
+
 def test_pid_of_no_process_says_so() -> None:
     done = subprocess.run(
         [*COMMAND, "-p", "999999"], capture_output=True, text=True, check=False, timeout=30

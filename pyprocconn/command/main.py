@@ -76,6 +76,14 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
         conn.close()
         print(f"pyprocconn: no process {args.pid}", file=sys.stderr)
         return 1
+    leader = procfs.tgid(args.pid) if args.pid else None
+    if leader is not None and leader != args.pid:
+        conn.close()
+        print(
+            f"pyprocconn: {args.pid} is a thread of process {leader}: use -p {leader}",
+            file=sys.stderr,
+        )
+        return 1
     tree = Descendants(args.pid) if args.pid else None
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     text = TextFormat(ids=args.ids, table=not raw, ascii_only=not _unicode(stream))
