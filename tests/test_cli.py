@@ -432,9 +432,8 @@ def test_pid_of_a_thread_names_its_process() -> None:
     try:
         assert owner.stdout is not None
         tid = int(owner.stdout.readline())
-        done = subprocess.run(
-            [*COMMAND, "-p", str(tid)], capture_output=True, text=True, timeout=30
-        )
+        command = [*COMMAND, "-p", str(tid)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
     finally:
         owner.kill()
         owner.wait()
