@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import pyprocconn as pc
+from pyprocconn import procfs
 from pyprocconn.check import in_the_group
 from tests import triggers
 
@@ -439,6 +440,34 @@ def test_pid_of_a_thread_names_its_process() -> None:
         owner.wait()
     expected = f"pyprocconn: {tid} is a thread of process {owner.pid}: use -p {owner.pid}\n"
     assert done.returncode == 1 and done.stderr == expected
+
+
+_MAKES_A_ZOMBIE = """
+import os, time
+child = os.fork()
+if child == 0:
+    os._exit(0)
+print(child, flush=True)
+time.sleep(30)
+"""
+
+
+def test_pid_of_a_zombie_says_it_has_exited() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", _MAKES_A_ZOMBIE], stdout=subprocess.PIPE)
+    try:
+        assert parent.stdout is not None
+        zombie = int(parent.stdout.readline())
+        deadline = time.monotonic() + 10
+        while (procfs.stat(zombie) or ("", [b"?"]))[1][0] != b"Z":
+            assert time.monotonic() < deadline, "the child never became a zombie"
+            time.sleep(0.01)
+        command = [*COMMAND, "-p", str(zombie)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    finally:
+        parent.kill()
+        parent.wait()
+    said = f"process {zombie} has already exited (a zombie its parent has not reaped)"
+    assert done.returncode == 1 and done.stderr == f"pyprocconn: {said}\n"
 
 
 def test_pid_of_no_process_says_so() -> None:

@@ -74,7 +74,9 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
     # The process and its descendants are looked up after subscribing: no fork is missed.
     if args.pid and not procfs.alive(args.pid):
         conn.close()
-        print(f"pyprocconn: no process {args.pid}", file=sys.stderr)
+        why = "has already exited (a zombie its parent has not reaped)"
+        said = f"process {args.pid} {why}" if procfs.stat(args.pid) else f"no process {args.pid}"
+        print(f"pyprocconn: {said}", file=sys.stderr)
         return 1
     leader = procfs.tgid(args.pid) if args.pid else None
     if leader is not None and leader != args.pid:
