@@ -219,6 +219,13 @@ class ProcessTable:
     ) -> None:
         if max_argv < 1 or max_processes < 1:
             raise ValueError("max_argv and max_processes must be at least 1")
+        if conn is not None:
+            missing = sorted(n for n in FOLLOWED if not conn.events & EventType.from_names(n))
+            if missing:
+                raise ValueError(
+                    f"a process table follows {', '.join(sorted(FOLLOWED))}: this connector "
+                    f"does not receive {', '.join(missing)}"
+                )
         raise_priority(nice, realtime)
         self._own = conn is None
         self.conn = (

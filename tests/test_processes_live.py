@@ -172,6 +172,11 @@ def test_a_loss_is_followed_by_a_resync_that_finds_what_happened_meanwhile() -> 
         table.conn.close()
 
 
+def test_a_connector_without_the_events_the_table_follows_is_refused() -> None:
+    with pc.ProcConnector("exec") as conn, pytest.raises(ValueError, match="does not receive"):
+        ProcessTable(conn)
+
+
 def test_an_exit_still_queued_at_a_rescan_carries_its_process() -> None:
     """A rescan after a loss finds a process gone whose exit is still queued behind the loss:
     when that exit is read it is shown with the process (not ``None``), and it does not end
