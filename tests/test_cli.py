@@ -45,7 +45,7 @@ class Cli:
         assert self.process.stdout is not None and self.process.stderr is not None
         self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
         self._reader.start()
-        # Read as it comes too: -S lists the busiest command lines, which other processes may
+        # Read as it comes too: -S lists the busiest programs, whose paths other processes may
         # make longer than a pipe holds (read only at the end, the command blocked writing it).
         errors = self.process.stderr
         self._error_reader = threading.Thread(
@@ -487,7 +487,7 @@ def test_sigterm_and_sighup_end_like_ctrl_c(sig: int) -> None:
     )
     code, err = cli.finish(sig=sig)
     assert code == 0 and "total" in err and "receive buffer:" in err and "Traceback" not in err
-    assert "events per command" in err, err  # the table's part of the summary too
+    assert "events per program" in err, err  # the table's part of the summary too
 
 
 @pytest.mark.parametrize(

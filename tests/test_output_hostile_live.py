@@ -158,7 +158,8 @@ def test_no_process_can_forge_a_line_reach_the_terminal_or_stop_the_command() ->
     assert exit_.startswith("exit 0 after 0.") and exit_.endswith(shown)
     (comm,) = _details(lines, "comm", pid)
     assert comm.startswith("comm \\x1b]0;x\\x07\\xff  ")  # escaped, unambiguous
-    assert any(line.endswith(shown) for line in err.splitlines())  # -S: busiest commands
+    shell = os.path.realpath(ARGV[0])  # -S: the busiest programs, by executable
+    assert any(line.endswith(f"  {shell}") for line in err.splitlines()), err
     # --tree -x: the same command line after the ids and the indentation.
     _, lines, _ = results["tree"]
     (shown_tree,) = _details(lines, "exec", pid, columns=6)

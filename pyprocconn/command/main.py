@@ -141,7 +141,7 @@ def _print_stats(
         f"priority: {priority}",
     ]
     if commands:
-        lines.append("events per command (the 10 busiest):")
+        lines.append("events per program (the 10 busiest):")
         lines += [f"{count:>10}  {command}" for command, count in commands.most_common(10)]
     print("\n".join(lines), file=sys.stderr)
 

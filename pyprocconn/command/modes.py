@@ -146,8 +146,8 @@ class TableMode:
         if not (followed and self.shows(event) and self.matching(process)):
             return None
         depth = self.depths.of(process) if self.depths is not None else 0
-        if self.text is not None:  # -S: the busiest commands, as the text shows them
-            self.commands[self.text.command(process)] += 1
+        if self.text is not None:  # -S: the busiest programs (a temp file's name in the
+            self.commands[self.text.program(process)] += 1  # arguments is not a new one)
         return EventEntry(event, process, record.lifetime_ns, depth, thread)
 
     def finish(self) -> str | None:

@@ -217,6 +217,17 @@ class TextFormat:
             return f"[{self.name(process.comm)}]"
         return "<unknown>"
 
+    def program(self, process: Process | None) -> str:
+        """What ran, for ``-S``: the executable's path (``argv[0]`` when it could not be read),
+        ``[name]`` for a kernel thread or when only the name is known, else ``<unknown>``."""
+        if process is not None and not process.kernel_thread:
+            path = process.exe or (process.argv[0] if process.argv else None)
+            if path:
+                return self.name(path)
+        if process is not None and process.comm:
+            return f"[{self.name(process.comm)}]"
+        return "<unknown>"
+
     def event(self, entry: EventEntry) -> str:
         event, process = entry.event, entry.process
         pid = subject_pid(event)
