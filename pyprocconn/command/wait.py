@@ -29,8 +29,20 @@ def main(argv: list[str] | None = None) -> int:
         "signal that killed it, 127 when it was no process; 124 on timeout; 1 when the "
         "connector is unavailable.",
     )
-    parser.add_argument("pids", nargs="+", type=pid_number, metavar="PID")
-    parser.add_argument("-t", "--timeout", type=seconds, metavar="SECONDS")
+    parser.add_argument(
+        "pids",
+        nargs="+",
+        type=pid_number,
+        metavar="PID",
+        help="processes to wait for (any user's); each is reported when its last thread ends",
+    )
+    parser.add_argument(
+        "-t",
+        "--timeout",
+        type=seconds,
+        metavar="SECONDS",
+        help="give up after this long: those still running are reported as running (exit 124)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per PID")
     args = parser.parse_args(argv)
     try:
