@@ -223,7 +223,14 @@ class Consumer:
                 time.sleep(0.2)  # it sends LISTEN right after joining the group
                 return
             time.sleep(0.01)
-        raise RuntimeError(f"{self.listener.name} did not subscribe within {timeout:g} s")
+        where = "?"
+        with contextlib.suppress(OSError):  # what it was doing: its state and kernel wait
+            stat = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+            where = f"{stat[0]} in {Path(f'/proc/{self.process.pid}/wchan').read_text()}"
+        raise RuntimeError(
+            f"{self.listener.name} did not subscribe within {timeout:g} s ({where}; stdout "
+            f"{self._read(self.out)[-300:]!r}; stderr {self._read(self.err)[-600:]!r})"
+        )
 
     def _holds_group_socket(self) -> bool:
         inodes = {f"socket:[{inode}]" for inode in _group_socket_inodes()}

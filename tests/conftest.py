@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -54,3 +57,29 @@ def listeners_at_start() -> bool:
     from tests.paths import passive_member_sees_events
 
     return passive_member_sees_events()
+
+
+_Process = TypeVar("_Process", subprocess.Popen[str], subprocess.Popen[bytes])
+_STARTED: list[subprocess.Popen[str] | subprocess.Popen[bytes]] = []
+
+
+def owned(process: _Process) -> _Process:
+    """Note a command the test started, so that it ends with the test whatever happens."""
+    _STARTED.append(process)
+    return process
+
+
+@pytest.fixture(autouse=True)
+def _no_command_outlives_its_test() -> Iterator[None]:
+    """A test that fails before stopping its commands would leave them listening (a registration
+    and a reader) into the next tests: SIGTERM (they unsubscribe on it), then SIGKILL."""
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

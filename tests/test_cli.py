@@ -20,6 +20,7 @@ import pyprocconn as pc
 from pyprocconn import procfs
 from pyprocconn.check import in_the_group
 from tests import triggers
+from tests.conftest import owned
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
 COMMAND = [sys.executable, "-m", "pyprocconn"]
@@ -29,15 +30,17 @@ class Cli:
     """The command running in the background, its output lines collected as they come."""
 
     def __init__(self, *args: str, prefix: tuple[str, ...] = ()) -> None:
-        self.process = subprocess.Popen(
-            [*prefix, *COMMAND, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            # Lossless: any process on the machine may have bytes that are not UTF-8 in its
-            # command line, which the command shows (a strict decoder killed the reader).
-            errors="surrogateescape",
+        self.process = owned(
+            subprocess.Popen(
+                [*prefix, *COMMAND, *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                # Lossless: any process on the machine may have bytes that are not UTF-8 in its
+                # command line, which the command shows (a strict decoder killed the reader).
+                errors="surrogateescape",
+            )
         )
         self.lines: list[str] = []  # complete lines only
         self.unfinished = ""

@@ -14,6 +14,7 @@ import unicodedata
 
 import pytest
 
+from tests.conftest import owned
 from tests.test_cli import COMMAND, _subscribed
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
@@ -42,9 +43,10 @@ class Command:
 
     def __init__(self, *args: str, encoding: str = "utf-8:strict") -> None:
         env = dict(os.environ, PYTHONIOENCODING=encoding, LANG="en_US.UTF-8")
-        self.process = subprocess.Popen(
+        self.process: subprocess.Popen[bytes] = subprocess.Popen(
             [*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
+        owned(self.process)
         self.out = b""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
