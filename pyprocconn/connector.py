@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import dataclasses
 import errno
+import itertools
 import math
 import os
 import random
@@ -253,8 +254,8 @@ class ProcConnector:
 
     def _urgent_in(self, start: int) -> bool:
         """Whether pending holds an urgent event from index ``start`` on."""
-        urgent, pending = self._urgent, self._pending
-        return any(type(pending[index]) in urgent for index in range(start, len(pending)))
+        urgent = self._urgent
+        return any(type(item) in urgent for item in itertools.islice(self._pending, start, None))
 
     def _silence(self) -> None:
         """Drop the rings queued on the doorbell (their events are read from this socket)."""

@@ -220,11 +220,12 @@ class ProcessTable:
         if max_argv < 1 or max_processes < 1:
             raise ValueError("max_argv and max_processes must be at least 1")
         if conn is not None:
-            missing = sorted(n for n in FOLLOWED if not conn.events & EventType.from_names(n))
+            missing = FOLLOWED_EVENTS & ~conn.events
             if missing:
+                names = sorted(n for n in FOLLOWED if EventType.from_names(n) & missing)
                 raise ValueError(
                     f"a process table follows {', '.join(sorted(FOLLOWED))}: this connector "
-                    f"does not receive {', '.join(missing)}"
+                    f"does not receive {', '.join(names)}"
                 )
         raise_priority(nice, realtime)
         self._own = conn is None
@@ -592,3 +593,4 @@ _HANDLERS: dict[str, Any] = {
 }
 # The event types the table follows: a connector that feeds it must carry them.
 FOLLOWED: frozenset[str] = frozenset(_HANDLERS)
+FOLLOWED_EVENTS = EventType.from_names(",".join(sorted(FOLLOWED)))  # the same, as a mask

@@ -426,25 +426,13 @@ def test_an_unknown_user_is_a_usage_error() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_pid_of_a_thread_names_its_process() -> None:
-    script = (
-        "import threading, time\n"
-        "t = threading.Thread(target=time.sleep, args=(30,), daemon=True); t.start()\n"
-        "print(t.native_id, flush=True); time.sleep(30)\n"
-    )
-    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    try:
-        assert owner.stdout is not None
-        tid = int(owner.stdout.readline())
-        command = [*COMMAND, "-p", str(tid)]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-    finally:
-        owner.kill()
-        owner.wait()
-    expected = f"pyprocconn: {tid} is a thread of process {owner.pid}: use -p {owner.pid}\n"
-    assert done.returncode == 1 and done.stderr == expected
-
-
+_MAKES_A_THREAD = """
+import threading, time
+thread = threading.Thread(target=time.sleep, args=(30,), daemon=True)
+thread.start()
+print(thread.native_id, flush=True)
+time.sleep(30)
+"""
 _MAKES_A_ZOMBIE = """
 import os, time
 child = os.fork()
@@ -455,20 +443,33 @@ time.sleep(30)
 """
 
 
-def test_pid_of_a_zombie_says_it_has_exited() -> None:
-    parent = subprocess.Popen([sys.executable, "-c", _MAKES_A_ZOMBIE], stdout=subprocess.PIPE)
+def _pointed_at(script: str, state: bytes) -> tuple[int, int, subprocess.CompletedProcess[str]]:
+    """Run ``script`` (it prints a task id), wait until that task is in ``state``, then the
+    command with ``-p`` that id: (the script's pid, the id, the command's result)."""
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
-        assert parent.stdout is not None
-        zombie = int(parent.stdout.readline())
+        assert owner.stdout is not None
+        task = int(owner.stdout.readline())
         deadline = time.monotonic() + 10
-        while (procfs.stat(zombie) or ("", [b"?"]))[1][0] != b"Z":
-            assert time.monotonic() < deadline, "the child never became a zombie"
+        while (procfs.stat(task) or ("", [b"?"]))[1][0] != state:
+            assert time.monotonic() < deadline, f"{task} never reached state {state!r}"
             time.sleep(0.01)
-        command = [*COMMAND, "-p", str(zombie)]
+        command = [*COMMAND, "-p", str(task)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
     finally:
-        parent.kill()
-        parent.wait()
+        owner.kill()
+        owner.wait()
+    return owner.pid, task, done
+
+
+def test_pid_of_a_thread_names_its_process() -> None:
+    owner, tid, done = _pointed_at(_MAKES_A_THREAD, b"S")
+    expected = f"pyprocconn: {tid} is a thread of process {owner}: use -p {owner}\n"
+    assert done.returncode == 1 and done.stderr == expected
+
+
+def test_pid_of_a_zombie_says_it_has_exited() -> None:
+    _, zombie, done = _pointed_at(_MAKES_A_ZOMBIE, b"Z")
     said = f"process {zombie} has already exited (a zombie its parent has not reaped)"
     assert done.returncode == 1 and done.stderr == f"pyprocconn: {said}\n"
 

@@ -7,7 +7,7 @@ import pwd
 from collections.abc import Callable
 
 import pyprocconn as pc
-from pyprocconn.processes import DEFAULT_MAX_ARGV, FOLLOWED
+from pyprocconn.processes import DEFAULT_MAX_ARGV, FOLLOWED_EVENTS
 
 # Every event type the generated layer has a class for (new ones too), by its short name.
 EVENT_NAMES = {cls.NAME: cls.TYPE for cls in pc.EVENT_CLASSES.values() if cls.TYPE}
@@ -207,7 +207,7 @@ def subscription(args: argparse.Namespace, table: bool) -> tuple[pc.EventType, p
     if args.pid:  # following the tree needs its forks and exits whatever is shown
         subscribed |= pc.EventType.FORK | pc.EventType.EXIT
     if table:  # so does the table (start times, parents, ids), whatever is shown
-        subscribed |= pc.EventType.from_names(",".join(sorted(FOLLOWED)))
+        subscribed |= FOLLOWED_EVENTS
     return subscribed, shown
 
 
