@@ -11,9 +11,11 @@ extrace, in one run.
      each spawner has its own RUN, so every child's mark is its own.
 
    Each listener runs alone under the workload, in turn, for several rounds (the order rotates):
-   the command ``pyprocconn -e exec`` (its default: nice -20 when permitted), ``--json -e exec``,
+   the command ``pyprocconn -e exec`` (its default: nice -20 when permitted, a 0.1 ms slice),
+   ``--json -e exec``,
    ``--no-priority -e exec`` (what an unprivileged user gets) and ``-r -e exec`` (SCHED_FIFO);
-   ``ProcessTable(nice=-20)``, ``ProcessTable()`` and ``ProcessTable(realtime=True)`` in
+   ``ProcessTable(nice=-20, time_slice=SHORTEST_SLICE)`` (the command's default priority),
+   ``ProcessTable()`` and ``ProcessTable(realtime=True)`` in
    ``benchmarks.table_consumer``; ``forkstat -e exec``, ``forkstat -r -e exec`` and ``extrace``.
    An exec counts as captured when the listener showed that child's pid with its own
    ``MARK-<run>-<i>`` among the words of its command line (the spawner's argv holds no "MARK-",
@@ -81,7 +83,7 @@ SPAWNERS = 2  # exec storm: spawners at once
 SPAWN_COUNT = 1000  # exec storm: execs per spawner, no pause
 PACED, EXEC_STORM = "paced", "exec storm"
 TARGETS = {PACED: 0.995, EXEC_STORM: 0.99}  # of the execs, on the worst round (issue #16)
-TABLE_NICE = "pyprocconn ProcessTable(nice=-20)"
+TABLE_NICE = "pyprocconn ProcessTable(nice=-20, time_slice=SHORTEST_SLICE)"
 TABLE = "pyprocconn ProcessTable()"
 TABLE_RT = "pyprocconn ProcessTable(realtime=True)"
 COMMAND = "pyprocconn -e exec"
@@ -319,7 +321,7 @@ def make_tools(scratch: Path) -> tuple[list[Tool], list[str]]:
     """The listeners to compare, and notes on the ones not installed."""
     table = [sys.executable, "-m", "benchmarks.table_consumer", "capture"]
     tools = [
-        Tool(TABLE_NICE, [*table, "--nice", "-20"], signal.SIGUSR1, parse_table),
+        Tool(TABLE_NICE, [*table, "--nice", "-20", "--slice"], signal.SIGUSR1, parse_table),
         Tool(TABLE, table, signal.SIGUSR1, parse_table),
         Tool(TABLE_RT, [*table, "--realtime"], signal.SIGUSR1, parse_table),
     ]
@@ -377,13 +379,17 @@ def run_workload(execs: Path, run: str, shape: Shape, cwd: Path) -> Workload:
 
 
 def _priority_of(pid: int) -> str:
-    """How a process is scheduled: "SCHED_FIFO" or "nice N"."""
+    """How a process is scheduled: "SCHED_FIFO" or "nice N, slice S ms" (the kernel's own
+    account, /proc/PID/sched, where it keeps a slice per task)."""
     try:
         if os.sched_getscheduler(pid) == os.SCHED_FIFO:
             return "SCHED_FIFO"
-        return f"nice {os.getpriority(os.PRIO_PROCESS, pid)}"
+        said = f"nice {os.getpriority(os.PRIO_PROCESS, pid)}"
+        with open(f"/proc/{pid}/sched") as sched:
+            lines = [line.split(":") for line in sched if line.startswith("se.slice")]
     except OSError:
         return "?"
+    return f"{said}, slice {int(lines[0][1]) / 1e6:g} ms" if lines else said
 
 
 def capture_once(tool: Tool, execs: Path, run: str, shape: Shape, scratch: Path) -> Capture:

@@ -1,8 +1,9 @@
 """A listener process running :class:`pyprocconn.processes.ProcessTable`, for benchmarks.capture.
 
-``python -m benchmarks.table_consumer MODE [--realtime | --nice N]``. It builds ``ProcessTable()``
-(default settings; ``--realtime``: ``ProcessTable(realtime=True)``; ``--nice N``:
-``ProcessTable(nice=N)``, the command's default priority with N = -20), says "ready" and iterates
+``python -m benchmarks.table_consumer MODE [--realtime | --nice N] [--slice]``. It builds
+``ProcessTable()`` (default settings; ``--realtime``: ``ProcessTable(realtime=True)``; ``--nice N``:
+``ProcessTable(nice=N)``; ``--slice``: with ``time_slice=SHORTEST_SLICE``: the command's default
+priority is ``--nice -20 --slice``), says "ready" and iterates
 the table itself (``for record in table``) until SIGUSR1 or SIGTERM, then closes it (IGNORE) and
 reports.
 
@@ -31,6 +32,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pyprocconn.events import EventsLost, ProcEvent
+from pyprocconn.priority import SHORTEST_SLICE
 from pyprocconn.processes import ProcessTable, Resynced, Seen
 
 
@@ -117,7 +119,8 @@ def main() -> None:
     # Until subscribed, a stop only takes note (as in benchmarks.consumer).
     for number in _STOP_SIGNALS:
         signal.signal(number, _note_stop)
-    table = ProcessTable(realtime=realtime, nice=nice)
+    time_slice = SHORTEST_SLICE if "--slice" in options else None
+    table = ProcessTable(realtime=realtime, nice=nice, time_slice=time_slice)
     result: dict[str, Any] = {"events": [], "resynced": 0, "exits": {}}
     try:
         for number in _STOP_SIGNALS:

@@ -22,6 +22,8 @@ from codegen.model import (
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
+# Where a vendored header lives under /usr/include, when not <linux/NAME> (vendored flat).
+INCLUDE_PATHS = {"sched_types.h": "linux/sched/types.h", "unistd_64.h": "asm/unistd_64.h"}
 LINE_LENGTH = 100
 
 
@@ -191,7 +193,11 @@ def render(modules: list[HeaderModule], command: str) -> dict[str, str]:
     """File name -> text for every generated file."""
     env = _environment()
     files = {
-        f"{m.module}.py": env.get_template("module.py.jinja").render(module=m, command=command)
+        f"{m.module}.py": env.get_template("module.py.jinja").render(
+            module=m,
+            command=command,
+            include=INCLUDE_PATHS.get(m.header, f"linux/{m.header}"),
+        )
         for m in modules
     }
     files["__init__.py"] = env.get_template("init.py.jinja").render(

@@ -1,4 +1,5 @@
-"""The raw layer: the few libc socket calls the connector needs, through ctypes.
+"""The raw layer: the few libc calls the connector needs (sockets, and ``syscall`` for the
+scheduler's ``sched_setattr``), through ctypes.
 
 Signatures are declared as data (:data:`SIGNATURES`) and applied once. Every call goes through
 :func:`call`, which retries ``EINTR`` (running Python's signal handlers in between, so Ctrl-C
@@ -61,6 +62,8 @@ SIGNATURES: Final[dict[str, tuple[Any, tuple[Any, ...]]]] = {
     "getsockopt": (_int, (_int, _int, _int, _ptr, ctypes.POINTER(ctypes.c_uint32))),
     "getsockname": (_int, (_int, _ptr, ctypes.POINTER(ctypes.c_uint32))),
     "close": (_int, (_int,)),
+    # Shaped as sched_getattr(pid, attr, size, flags) / sched_setattr(pid, attr, flags) take it.
+    "syscall": (ctypes.c_long, (ctypes.c_long, _int, _ptr, ctypes.c_uint, ctypes.c_uint)),
 }
 
 

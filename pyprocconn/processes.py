@@ -31,6 +31,7 @@ from pyprocconn import procfs
 from pyprocconn.connector import DEFAULT_RCVBUF, ProcConnector
 from pyprocconn.errors import OverrunError
 from pyprocconn.events import EventsLost, EventType, ExitStatus, ProcEvent
+from pyprocconn.priority import raise_priority, shorten_slice
 
 Origin = Literal["snapshot", "fork", "late"]
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")  # /proc's start times count in these
@@ -178,17 +179,6 @@ def _cgroup(pid: int) -> str | None:
     return os.fsdecode(raw.splitlines()[0].split(b":", 2)[-1]) if raw else None
 
 
-def raise_priority(nice: int | None = None, realtime: bool = False) -> None:
-    """Run the calling thread at ``nice`` (-20 is the highest) or under ``SCHED_FIFO``, so the
-    exec capture wins the race with short-lived processes. Needs CAP_SYS_NICE (or a fitting
-    RLIMIT_NICE / RLIMIT_RTPRIO): raises :class:`PermissionError` without it."""
-    if realtime:
-        priority = os.sched_get_priority_max(os.SCHED_FIFO)
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    elif nice is not None:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-
-
 class ProcessTable:
     """The processes of the machine, kept from the kernel's events (see the module doc).
 
@@ -198,7 +188,10 @@ class ProcessTable:
     storm never costs events. ``realtime``: run the calling thread under ``SCHED_FIFO`` (like
     ``forkstat -r``); ``nice``: run it at this nice value instead (-20: the exec capture wins
     the race with short-lived processes without a real-time policy); both need CAP_SYS_NICE
-    (:func:`raise_priority`). ``max_processes`` bounds the processes held, ``max_argv`` the
+    (:func:`~pyprocconn.priority.raise_priority`). ``time_slice``: ask the scheduler for this
+    slice in seconds (``priority.SHORTEST_SLICE``, 0.1 ms: the listener preempts the running
+    process at wake-up; no privilege needed; :func:`~pyprocconn.priority.shorten_slice`).
+    ``max_processes`` bounds the processes held, ``max_argv`` the
     bytes of each command line. ``resync_interval``: the least time between two rescans of
     ``/proc`` after losses; a loss within it is owed and merged into the next rescan, made by the
     next :meth:`update` once the time has passed, or by :meth:`resync_due` (a loop of your own
@@ -213,6 +206,7 @@ class ProcessTable:
         capture_limit: int = 2048,
         realtime: bool = False,
         nice: int | None = None,
+        time_slice: float | None = None,
         max_processes: int = 1 << 20,
         max_argv: int = DEFAULT_MAX_ARGV,
         resync_interval: float = 0.5,
@@ -228,6 +222,8 @@ class ProcessTable:
                     f"does not receive {', '.join(names)}"
                 )
         raise_priority(nice, realtime)
+        if time_slice is not None:
+            shorten_slice(time_slice)
         self._own = conn is None
         self.conn = (
             ProcConnector(rcvbuf=DEFAULT_RCVBUF * 4, urgent=EventType.EXEC)

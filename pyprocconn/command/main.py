@@ -17,7 +17,8 @@ from pyprocconn.command import options
 from pyprocconn.command.follow import Descendants
 from pyprocconn.command.modes import Mode, RawMode, TableMode, follow
 from pyprocconn.command.output import JsonFormat, Output, Sink, TextFormat
-from pyprocconn.processes import DEFAULT_MAX_ARGV, raise_priority
+from pyprocconn.priority import raise_priority, shorten_slice
+from pyprocconn.processes import DEFAULT_MAX_ARGV
 
 
 class _StopSignalError(Exception):
@@ -30,17 +31,26 @@ def _stop(signum: int, frame: object) -> None:
 
 def _priority(args: argparse.Namespace) -> str:
     """Raise the scheduling priority as asked (an explicit ask refused raises PermissionError)
-    or, by default, to ``DEFAULT_NICE`` when permitted. Says what it is now, for -S."""
-    if args.realtime or args.nice is not None:
-        raise_priority(args.nice, args.realtime)
-        return "SCHED_FIFO" if args.realtime else f"nice {args.nice}"
-    if not args.no_priority:
+    or, by default, to ``DEFAULT_NICE`` when permitted, with the shortest time slice but under
+    -r. Says what it is now, for -S."""
+    if args.no_priority:
+        return f"nice {os.getpriority(os.PRIO_PROCESS, 0)} (left as it was)"
+    if args.realtime:
+        raise_priority(realtime=True)
+        return "SCHED_FIFO"
+    if args.nice is not None:
+        raise_priority(args.nice)
+        said = f"nice {args.nice}"
+    else:
         try:
             raise_priority(options.DEFAULT_NICE)
+            said = f"nice {options.DEFAULT_NICE}"
         except PermissionError:
-            return f"nice {os.getpriority(os.PRIO_PROCESS, 0)} (not raised: needs CAP_SYS_NICE)"
-        return f"nice {options.DEFAULT_NICE}"
-    return f"nice {os.getpriority(os.PRIO_PROCESS, 0)} (left as it was)"
+            said = f"nice {os.getpriority(os.PRIO_PROCESS, 0)} (not raised: needs CAP_SYS_NICE)"
+    granted = shorten_slice()
+    if granted is None:
+        return f"{said}, the kernel's time slice (none per task here)"
+    return f"{said}, time slice {granted * 1e3:g} ms"
 
 
 def _unicode(stream: TextIO) -> bool:

@@ -2,13 +2,17 @@
 # Input: cn_proc.h sha256 40a60683861fcda07dc7e9dadcb9f2cb63b6a5cf09581cff11d2752afd24194f
 # Input: connector.h sha256 d9244f9d07badb534e1ebbcbd296e2ab0655da33b545bd064e80f3ec519f6614
 # Input: netlink.h sha256 4da259993aa6a1d7a28333f05670333bd48fa0a29beebab386e67a12b999037e
+# Input: sched_types.h sha256 8736d1d9d5d8ab658865902e3547b159e9aa98abec21f46766f65441d99998a1
+# Input: unistd_64.h sha256 73cca9493303afdcdd6d0fa098ae925ecb3d0f2e531a3248b7c83dcac8ea4abb
 # Regenerate: python -m codegen  (--headers DIR --output DIR for other headers)
 """The kernel's layouts and constants, one module per vendored UAPI header, C names kept."""
 
-from . import cn_proc, connector, netlink
+from . import cn_proc, connector, netlink, sched_types, unistd_64
 
 __all__ = [
     "cn_proc",
     "connector",
     "netlink",
+    "sched_types",
+    "unistd_64",
 ]
