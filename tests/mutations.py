@@ -47,7 +47,26 @@ class Mutation:
     tests: tuple[str, ...]
 
 
+PRIORITY = "tests/test_priority_live.py"
+
 MUTATIONS = [
+    # The listener's time slice: asked for, and in the kernel's account as said.
+    Mutation(
+        "the slice asked for is ten times the one given",
+        "the command runs with the shortest time slice",
+        "pyprocconn/priority.py",
+        "attr.sched_runtime = round(seconds * 1e9)",
+        "attr.sched_runtime = round(seconds * 1e10)",
+        (PRIORITY,),
+    ),
+    Mutation(
+        "the command keeps the kernel's slice",
+        "the command runs with the shortest time slice",
+        "pyprocconn/command/main.py",
+        "    granted = shorten_slice()\n",
+        "    granted = __import__('pyprocconn.priority').priority.time_slice()\n",
+        (f"{PRIORITY}::test_the_command_runs_at_nice_minus_20_with_the_shortest_slice",),
+    ),
     # Wake-ups: lingering for company, never at an exec's cost.
     Mutation(
         "the doorbell is not listened to during a linger",

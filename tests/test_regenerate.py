@@ -77,3 +77,27 @@ print("ok")
         check=False,
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_headers_without_the_scheduler_ones_give_a_layer_without_a_slice(tmp_path: Path) -> None:
+    # The 6.1 set has the three connector headers only: the optional modules go, and the
+    # package runs without a time slice (and says so), not with a stale module.
+    copy = _regenerated_copy(HEADER_SETS["6.1"], tmp_path)
+    kernel = copy / "pyprocconn" / "kernel"
+    assert sorted(path.name for path in kernel.glob("*.py")) == [
+        "__init__.py",
+        "cn_proc.py",
+        "connector.py",
+        "netlink.py",
+    ]
+    script = "from pyprocconn import priority; print(priority.shorten_slice())"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=copy,
+        env=importing(copy),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.strip() == "None", done.stderr
