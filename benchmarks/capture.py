@@ -33,7 +33,7 @@ extrace, in one run.
    was in hand (before the table reads /proc) and on which CPU, against the kernel's exec and
    exit timestamps (the same clock, CLOCK_MONOTONIC) and the exec's CPU.
 2. **fork storm with the table on.** The main benchmark's storm (``storm.c``, its matching and its
-   CPU window, ``benchmarks.__main__.live``) under ``ProcessTable()``, the plain ``recv_batch``
+   CPU window, ``benchmarks.live.live``) under ``ProcessTable()``, the plain ``recv_batch``
    consumer and forkstat.
 
 Every listener writes to a file (not a terminal or pipe: the command's 50 ms flush does not
@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.__main__ import (
+from benchmarks.live import (
     Consumer,
     Listener,
     LiveRound,

@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from benchmarks.__main__ import (
+from benchmarks.live import (
     HERE,
     Listener,
     LiveRound,

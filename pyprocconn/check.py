@@ -11,6 +11,7 @@ import platform
 import socket
 import subprocess
 from collections.abc import Callable
+from typing import NamedTuple
 
 from pyprocconn.connector import MAX_RCVBUF, ProcConnector
 from pyprocconn.errors import ConnectorUnavailableError
@@ -45,17 +46,31 @@ def listener_registered(wait: float = 0.5) -> bool:
         return True
 
 
-def in_the_group(pid: int) -> bool:
-    """Whether process ``pid`` has a socket in the process events group now (/proc/net/netlink:
-    protocol, port id = its pid, group bitmap): a process that is subscribing or listening."""
+class GroupSocket(NamedTuple):
+    """A socket in the process events group: a row of ``/proc/net/netlink``."""
+
+    port: int  # its netlink port id: a process's first netlink socket gets the pid
+    queued: int  # bytes waiting to be read (Rmem)
+    inode: int  # as /proc/PID/fd/N links name it: socket:[inode]
+
+
+def group_sockets() -> list[GroupSocket]:
+    """The sockets of any process that joined the process events group (NETLINK_CONNECTOR,
+    group CN_IDX_PROC) now: subscribing, listening, or just probing."""
     group = 1 << (connector.CN_IDX_PROC - 1)
+    found = []
     with open("/proc/net/netlink") as table:
-        for line in table.readlines()[1:]:
+        for line in table.readlines()[1:]:  # sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
             fields = line.split()
-            protocol, port, groups = int(fields[1]), int(fields[2]), int(fields[3], 16)
-            if protocol == netlink.NETLINK_CONNECTOR and port == pid and groups & group:
-                return True
-    return False
+            if int(fields[1]) == netlink.NETLINK_CONNECTOR and int(fields[3], 16) & group:
+                found.append(GroupSocket(int(fields[2]), int(fields[4]), int(fields[9])))
+    return found
+
+
+def in_the_group(pid: int) -> bool:
+    """Whether process ``pid`` has a socket in the process events group now (its port id is
+    its pid): a process that is subscribing or listening."""
+    return any(sock.port == pid for sock in group_sockets())
 
 
 def _unprivileged_subscription() -> str:

@@ -39,13 +39,13 @@ _TIMESTAMP = layout.head_index("timestamp_ns")
 _FIELDS = len(layout.HEAD_NAMES)  # the event's own fields start here
 _EVENT_OFFSET, _DATA_OFFSET = layout.EVENT_OFFSET, layout.DATA_OFFSET
 _HEAD_BYTES = layout.EVENT_HEAD_SIZE
-_ALIGN = netlink.NLMSG_ALIGNTO - 1
+_ALIGN = layout.NLMSG_ALIGN_MASK  # layout.nlmsg_align, inlined on the hot path
 _DONE, _NOOP = netlink.NLMSG_DONE, netlink.NLMSG_NOOP
 _ERROR, _OVERRUN = netlink.NLMSG_ERROR, netlink.NLMSG_OVERRUN
 _PROC_IDX, _PROC_VAL = connector.CN_IDX_PROC, connector.CN_VAL_PROC
 _ALL, _EXIT, _NONZERO_EXIT = layout.ALL_EVENTS, layout.EXIT_BIT, layout.NONZERO_EXIT_BIT
 _MAX_ERRNO = 4095  # the kernel's errno values are 1..4095
-_MAX_PLANNED = 64 * 1024  # sizes above the connector's maximum are never compiled
+_MAX_PLANNED = layout.LARGEST_MESSAGE  # longer: not the connector's, never compiled
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 _new: Any = tuple.__new__  # builds an event from a tuple without a Python-level __new__
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pyprocconn.events import EventsLost
+
 if TYPE_CHECKING:
     from pyprocconn.events import ProcEvent
 
@@ -31,8 +33,9 @@ class OverrunError(Error):
     ``lost`` is how many, when known (a per-CPU sequence gap on an all-events subscription);
     None when the kernel only said that it dropped some (ENOBUFS). ``cpu`` is the CPU whose
     events were lost when known. ``events``: from :func:`parse_events`, the events decoded
-    before the ``NLMSG_OVERRUN`` (never lost). The connector keeps working: receive again to go
-    on.
+    before the ``NLMSG_OVERRUN`` (never lost). ``loss`` is the same loss as the iterators
+    yield it (:class:`~pyprocconn.events.EventsLost`), to put in a stream of your own. The
+    connector keeps working: receive again to go on.
     """
 
     def __init__(
@@ -50,9 +53,16 @@ class OverrunError(Error):
                 "receive faster or pass a larger rcvbuf"
             )
         super().__init__(message)
-        self.lost = lost
-        self.cpu = cpu
+        self.loss = EventsLost(lost, cpu)
         self.events: list[ProcEvent] = events if events is not None else []
+
+    @property
+    def lost(self) -> int | None:
+        return self.loss.lost
+
+    @property
+    def cpu(self) -> int | None:
+        return self.loss.cpu
 
 
 class ConnectorUnavailableError(Error, OSError):

@@ -68,10 +68,23 @@ def _field_names(record: Record) -> list[str]:
 
 
 # -- the message head: nlmsghdr + cn_msg + proc_event up to event_data ------------------------
-CN_MSG_OFFSET: Final = ctypes.sizeof(netlink.nlmsghdr)
-EVENT_OFFSET: Final = CN_MSG_OFFSET + ctypes.sizeof(connector.cn_msg)  # only 4-aligned
+NLMSGHDR_SIZE: Final = ctypes.sizeof(netlink.nlmsghdr)
+CN_MSG_SIZE: Final = ctypes.sizeof(connector.cn_msg)
+CN_MSG_OFFSET: Final = NLMSGHDR_SIZE
+EVENT_OFFSET: Final = CN_MSG_OFFSET + CN_MSG_SIZE  # only 4-aligned
 EVENT_HEAD_SIZE: Final = offsetof(cn_proc.proc_event, "event_data")
 DATA_OFFSET: Final = EVENT_OFFSET + EVENT_HEAD_SIZE
+# The longest message the connector sends: a head and at most CONNECTOR_MAX_MSG_SIZE bytes.
+LARGEST_MESSAGE: Final = EVENT_OFFSET + connector.CONNECTOR_MAX_MSG_SIZE
+NLMSG_ALIGN_MASK: Final = netlink.NLMSG_ALIGNTO - 1
+
+
+def nlmsg_align(length: int) -> int:
+    """``NLMSG_ALIGN``: ``length`` rounded up to the netlink alignment (where the next message
+    of a datagram starts)."""
+    return (length + NLMSG_ALIGN_MASK) & ~NLMSG_ALIGN_MASK
+
+
 HEAD_FORMAT: Final = (
     "="
     + struct_format(netlink.nlmsghdr)

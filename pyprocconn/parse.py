@@ -14,7 +14,7 @@ from pyprocconn.events import ProcEvent
 from pyprocconn.kernel import cn_proc, connector, netlink
 
 _BYTES_TYPES = (bytes, bytearray)
-_NLMSGHDR_SIZE = ctypes.sizeof(netlink.nlmsghdr)
+_NLMSGHDR_SIZE = layout.NLMSGHDR_SIZE
 _PROC_EVENT_SIZE = ctypes.sizeof(cn_proc.proc_event)
 
 
@@ -97,7 +97,6 @@ class NetlinkMessageIter:
 
     def __iter__(self) -> Iterator[NetlinkMessage]:
         offset, end = 0, self._end
-        align = netlink.NLMSG_ALIGNTO - 1
         while offset < end:
             remaining = end - offset
             if remaining < _NLMSGHDR_SIZE:
@@ -108,4 +107,4 @@ class NetlinkMessageIter:
                     f"nlmsg_len {length} outside [{_NLMSGHDR_SIZE}, {remaining}]", offset
                 )
             yield NetlinkMessage(self._buffer, offset, length)
-            offset += (length + align) & ~align
+            offset += layout.nlmsg_align(length)

@@ -9,7 +9,7 @@ one rescan rather than costing one each). Iterate it like a connector, or hand i
 your own loop::
 
     with ProcessTable() as table:
-        for record in table:            # Seen, Exited, Lost or Resynced
+        for record in table:            # Seen, Exited, EventsLost or Resynced
             if isinstance(record, Exited):
                 print(record.process.argv, record.lifetime_ns, record.describe_status())
 
@@ -118,14 +118,6 @@ class Exited(ExitStatus):
 
 
 @dataclass(frozen=True)
-class Lost:
-    """Where the kernel dropped events, in stream order; a :class:`Resynced` follows (at once, or
-    within ``resync_interval`` when a rescan ran just before)."""
-
-    lost: EventsLost
-
-
-@dataclass(frozen=True)
 class Resynced:
     """After losses: ``/proc`` rescanned. ``vanished`` ended unseen (gone from /proc, no exit seen;
     an exit still queued then comes later as a :class:`Seen` with its process, not a second
@@ -137,7 +129,9 @@ class Resynced:
     appeared: tuple[Process, ...]
 
 
-Record = Seen | Exited | Lost | Resynced
+# A loss is the connector's own EventsLost, where it happened in the stream; a Resynced follows
+# (at once, or within ``resync_interval`` when a rescan ran just before).
+Record = Seen | Exited | EventsLost | Resynced
 
 
 class _Capture(NamedTuple):
@@ -264,22 +258,20 @@ class ProcessTable:
         found = procfs.stat(pid)
         if found is None:
             return None
-        comm, fields = found
         others: dict[int, int | None] = {
             tid: start * _TICK_NS - offset
             for tid, start in procfs.thread_starts(pid).items()
             if tid != pid
         }
-        leader_gone = fields[0] in (b"Z", b"X")
+        leader_gone = found.exited
         if leader_gone and not others:
             return None  # ended, not yet reaped
         if others or leader_gone:
             threads = self._threads.setdefault(pid, _Threads())
             threads.others, threads.leader_gone = others, leader_gone
-        flags = int(fields[6])
-        start_ns = int(fields[19]) * _TICK_NS - offset
-        process = Process(pid, int(fields[1]), start_ns, origin, comm=comm, sid=int(fields[3]))
-        process.kernel_thread = bool(flags & 0x00200000)  # PF_KTHREAD
+        start_ns = found.starttime * _TICK_NS - offset
+        process = Process(pid, found.ppid, start_ns, origin, comm=found.comm, sid=found.session)
+        process.kernel_thread = bool(found.flags & 0x00200000)  # PF_KTHREAD
         capture = self._capture(pid)
         self._apply(process, capture)
         self._read_ids(process)
@@ -367,7 +359,7 @@ class ProcessTable:
         owed = self.resync_due() if self._unsynced else []
         if isinstance(item, EventsLost):
             self._unsynced.append(item)
-            return [*owed, Lost(item), *self.resync_due()]
+            return [*owed, item, *self.resync_due()]
         handler = _HANDLERS.get(item.NAME)
         records: list[Record] = [*owed]
         if handler is None:
@@ -564,7 +556,7 @@ class ProcessTable:
                     conn.recv_batch(self.resync_in(), linger=self.linger())
                 )
             except OverrunError as error:
-                batch = [EventsLost(error.lost, error.cpu)]
+                batch = [error.loss]
             yield from self.feed(batch)
 
     def close(self) -> None:

@@ -5,6 +5,28 @@ command and ``wait``; the connector itself never reads ``/proc``."""
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
+
+# proc(5)'s numbers of the /proc/PID/stat fields read here (1 is the pid, 2 the name).
+_STATE, _PPID, _SESSION, _FLAGS, _STARTTIME, _EXIT_CODE = 3, 4, 6, 9, 22, 52
+_AFTER_NAME = 3  # the first field after the name
+
+
+class Stat(NamedTuple):
+    """The fields of ``/proc/PID/stat`` this package reads, by proc(5)'s names."""
+
+    comm: str
+    state: bytes  # one letter
+    ppid: int
+    session: int
+    flags: int
+    starttime: int  # clock ticks since boot
+    exit_code: int | None  # a zombie's wait status (Linux 3.5+; None before)
+
+    @property
+    def exited(self) -> bool:
+        """Whether it has exited: a zombie not yet reaped (Z) or being reaped (X)."""
+        return self.state in (b"Z", b"X")
 
 
 def read(path: str, limit: int = -1) -> bytes | None:
@@ -23,16 +45,30 @@ def link(path: str) -> str | None:
         return None
 
 
-def stat(pid: int, tid: int | None = None) -> tuple[str, list[bytes]] | None:
-    """``/proc/PID/stat`` (``/proc/PID/task/TID/stat`` with ``tid``): the name, and the fields
-    after it (``[0]`` is the state letter, field 3 of proc(5)); None when there is no such
-    process (or thread)."""
+def stat(pid: int, tid: int | None = None) -> Stat | None:
+    """``/proc/PID/stat`` (``/proc/PID/task/TID/stat`` with ``tid``); None when there is no
+    such process (or thread)."""
     raw = read(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat")
     if raw is None:
         return None
-    head, _, rest = raw.rpartition(b")")
+    head, _, rest = raw.rpartition(b")")  # the name may hold any byte, ")" and spaces too
     fields = rest.split()
-    return (os.fsdecode(head.partition(b"(")[2]), fields) if fields else None
+    if len(fields) <= _STARTTIME - _AFTER_NAME:
+        return None
+
+    def field(number: int) -> int:
+        return int(fields[number - _AFTER_NAME])
+
+    exit_code = field(_EXIT_CODE) if len(fields) > _EXIT_CODE - _AFTER_NAME else None
+    return Stat(
+        os.fsdecode(head.partition(b"(")[2]),
+        fields[_STATE - _AFTER_NAME],
+        field(_PPID),
+        field(_SESSION),
+        field(_FLAGS),
+        field(_STARTTIME),
+        exit_code,
+    )
 
 
 def tgid(pid: int) -> int | None:
@@ -48,7 +84,7 @@ def tgid(pid: int) -> int | None:
 def alive(pid: int, tid: int | None = None) -> bool:
     """Whether a process (its thread ``tid``) that has not exited (not a zombie) has this pid."""
     found = stat(pid, tid)
-    return found is not None and found[1][0] not in (b"Z", b"X")
+    return found is not None and not found.exited
 
 
 def live_threads(pid: int) -> set[int]:
@@ -72,16 +108,16 @@ def live_threads(pid: int) -> set[int]:
 
 def thread_starts(pid: int) -> dict[int, int]:
     """The process's threads other than its leader that have not exited: thread id -> start
-    time in clock ticks since boot (field 22 of proc(5))."""
+    time in clock ticks since boot (``starttime``)."""
     try:
         tids = [int(name) for name in os.listdir(f"/proc/{pid}/task") if name != str(pid)]
     except OSError:
         return {}
     found = {tid: stat(pid, tid) for tid in tids}
     return {
-        tid: int(fields[19])
+        tid: thread.starttime
         for tid, thread in found.items()
-        if thread is not None and (fields := thread[1])[0] not in (b"Z", b"X")
+        if thread is not None and not thread.exited
     }
 
 
@@ -103,8 +139,8 @@ def descendants(root: int) -> set[int]:
     parents = {}
     for name in os.listdir("/proc"):
         found = stat(int(name)) if name.isdigit() else None
-        if found is not None and found[1][0] not in (b"Z", b"X"):
-            parents[int(name)] = int(found[1][1])
+        if found is not None and not found.exited:
+            parents[int(name)] = found.ppid
     below: set[int] = set()
     frontier = {root}
     while frontier:

@@ -32,16 +32,15 @@ class Ended(ExitStatus):
 
 def _from_proc(pid: int) -> set[int] | Ended | None:
     """What /proc says now: the ids of the process's live threads; or, when every thread has
-    exited, :class:`Ended` with the zombie's status (field 52 of ``stat``); None when there is
+    exited, :class:`Ended` with the zombie's status (``stat``'s ``exit_code``); None when there is
     no such process (or it is being reaped)."""
     threads = procfs.live_threads(pid)
     if threads:
         return threads
     found = procfs.stat(pid)
-    if found is None or found[1][0] == b"X":
+    if found is None or found.state == b"X":
         return None
-    fields = found[1]  # from field 3 (the state) on
-    return Ended(pid, int(fields[49]) if len(fields) > 49 else 0, None)
+    return Ended(pid, found.exit_code or 0, None)
 
 
 def _follow(event: ProcEvent, tgid: int, threads: set[int]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 from typing import Final
 
+from pyprocconn import layout
 from pyprocconn.kernel import cn_proc, connector, netlink
 from pyprocconn.layout import offsetof
 
@@ -17,11 +18,11 @@ from pyprocconn.layout import offsetof
 SOL_NETLINK: Final = 270
 
 
-SIZE_NLMSGHDR: Final = ctypes.sizeof(netlink.nlmsghdr)
-SIZE_CN_MSG: Final = ctypes.sizeof(connector.cn_msg)
+SIZE_NLMSGHDR: Final = layout.NLMSGHDR_SIZE
+SIZE_CN_MSG: Final = layout.CN_MSG_SIZE
 SIZE_PROC_EVENT: Final = ctypes.sizeof(cn_proc.proc_event)
 # Where event_data starts inside proc_event (after what, cpu and timestamp_ns).
-PROC_EVENT_HEADER_SIZE: Final = offsetof(cn_proc.proc_event, "event_data")
+PROC_EVENT_HEADER_SIZE: Final = layout.EVENT_HEAD_SIZE
 
 
 def subscription_request(op: int, mask: int | None = None, token: int = 0) -> bytes:
@@ -93,14 +94,12 @@ EXIT_PARENT_PID: Final = offsetof(cn_proc.exit_proc_event, "parent_pid")
 EXIT_PARENT_TGID: Final = offsetof(cn_proc.exit_proc_event, "parent_tgid")
 
 
-def nlmsg_align(length: int) -> int:
-    """``NLMSG_ALIGN``: ``length`` rounded up to the netlink alignment."""
-    return (length + netlink.NLMSG_ALIGNTO - 1) & ~(netlink.NLMSG_ALIGNTO - 1)
+nlmsg_align = layout.nlmsg_align
 
 
 def nlmsg_hdrlen() -> int:
-    """``NLMSG_HDRLEN``: the aligned size of ``struct nlmsghdr``."""
-    return nlmsg_align(SIZE_NLMSGHDR)
+    """``NLMSG_HDRLEN``: the aligned size of ``struct nlmsghdr`` (the generated constant)."""
+    return int(netlink.NLMSG_HDRLEN)
 
 
 def nlmsg_length(payload: int) -> int:

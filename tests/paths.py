@@ -19,7 +19,7 @@ from typing import Any
 
 import pyprocconn as pc
 from pyprocconn import _libc
-from pyprocconn.check import listener_registered
+from pyprocconn.check import group_sockets, listener_registered
 from pyprocconn.kernel import netlink
 from pyprocconn.wire import SOL_NETLINK
 
@@ -90,7 +90,7 @@ def gather(
                 assert not any(type(e) is pc.EventsLost for e in received), (path, received)
                 items.extend(received)
         except pc.OverrunError as error:
-            items.append(pc.EventsLost(error.lost, error.cpu))
+            items.append(error.loss)
     return items
 
 
@@ -189,14 +189,7 @@ def others_in_the_group() -> set[int]:
             target = os.readlink(f"/proc/self/fd/{fd}")
             if target.startswith("socket:["):
                 mine.add(int(target[len("socket:[") : -1]))
-    others = set()
-    with open("/proc/net/netlink") as table:
-        for line in table.readlines()[1:]:  # sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
-            fields = line.split()
-            in_group = int(fields[3], 16) & (1 << (pc.CN_IDX_PROC - 1))
-            if int(fields[1]) == pc.NETLINK_CONNECTOR and in_group and int(fields[9]) not in mine:
-                others.add(int(fields[9]))
-    return others
+    return {sock.inode for sock in group_sockets()} - mine
 
 
 def silence(conn: pc.ProcConnector) -> None:

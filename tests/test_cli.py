@@ -451,7 +451,7 @@ def _pointed_at(script: str, state: bytes) -> tuple[int, int, subprocess.Complet
         assert owner.stdout is not None
         task = int(owner.stdout.readline())
         deadline = time.monotonic() + 10
-        while (procfs.stat(task) or ("", [b"?"]))[1][0] != state:
+        while getattr(procfs.stat(task), "state", None) != state:
             assert time.monotonic() < deadline, f"{task} never reached state {state!r}"
             time.sleep(0.01)
         command = [*COMMAND, "-p", str(task)]

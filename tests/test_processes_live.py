@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import pyprocconn as pc
-from pyprocconn.processes import Exited, Lost, Process, ProcessTable, Record, Resynced, Seen
+from pyprocconn.processes import Exited, Process, ProcessTable, Record, Resynced, Seen
 from tests import triggers
 from tests.paths import ticking
 
@@ -37,7 +37,7 @@ class Running:
             try:
                 batch: list[pc.ProcEvent | pc.EventsLost] = list(self.table.conn.recv_batch(0.1))
             except pc.OverrunError as error:
-                batch = [pc.EventsLost(error.lost, error.cpu)]
+                batch = [error.loss]
             self.records += self.table.feed(batch)
 
     def stop(self) -> None:
@@ -100,7 +100,7 @@ def test_a_short_lived_childs_exit_carries_its_argv_lifetime_and_status(running:
 
 
 def test_a_long_overrun_costs_one_rescan_per_interval() -> None:
-    """Two overruns within the interval: every loss is a Lost record where it happened, and the
+    """Two overruns within the interval: every loss is an EventsLost where it happened, and the
     rescans, never closer than the interval, answer each loss once, in order."""
     interval = 3.0
     timed: list[tuple[float, Record]] = []
@@ -112,7 +112,7 @@ def test_a_long_overrun_costs_one_rescan_per_interval() -> None:
                 try:
                     batch: list[pc.ProcEvent | pc.EventsLost] = list(table.conn.recv_batch(0.1))
                 except pc.OverrunError as error:
-                    batch = [pc.EventsLost(error.lost, error.cpu)]
+                    batch = [error.loss]
                 timed.extend((time.monotonic(), record) for record in table.feed(batch))
 
         def seen_exits() -> set[int]:
@@ -138,7 +138,7 @@ def test_a_long_overrun_costs_one_rescan_per_interval() -> None:
             overrun()
             feed(lambda: table.resync_in() is None, 2 * interval)
         table.conn.close()
-    losses = [r.lost for _, r in timed if isinstance(r, Lost)]
+    losses = [r for _, r in timed if isinstance(r, pc.EventsLost)]
     rescans = [(when, r) for when, r in timed if isinstance(r, Resynced)]
     assert len(losses) >= 2 and table.resync_in() is None, timed
     assert [loss for _, r in rescans for loss in r.losses] == losses
@@ -276,7 +276,7 @@ def test_an_exec_read_too_late_is_incomplete_not_the_parents_command() -> None:
             try:
                 batch: list[pc.ProcEvent | pc.EventsLost] = list(table.conn.recv_batch(0.5))
             except pc.OverrunError as error:  # another listener's churn: not the question here
-                batch = [pc.EventsLost(error.lost, error.cpu)]
+                batch = [error.loss]
             for item in batch:  # no capture_execs: the table looks only now, too late
                 records += table.update(item)
         (exec_,) = execs()
@@ -310,7 +310,7 @@ def _gather(table: ProcessTable, until: Callable[[list[pc.ProcEvent | pc.EventsL
         try:
             items += table.conn.recv_batch(0.2)
         except pc.OverrunError as error:  # others' churn: not the question here
-            items.append(pc.EventsLost(error.lost, error.cpu))
+            items.append(error.loss)
     return items
 
 
@@ -395,7 +395,7 @@ def test_no_vanishing_without_a_loss_when_the_table_starts_under_a_fork_loop() -
                 records = table.feed(_gather(table, lambda items: len(items) > 50))
             for index, record in enumerate(records):
                 if isinstance(record, Exited) and record.unknown:
-                    assert any(isinstance(r, Lost) for r in records[:index]), record
+                    assert any(isinstance(r, pc.EventsLost) for r in records[:index]), record
     finally:
         loop.kill()
         loop.wait()

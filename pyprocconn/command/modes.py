@@ -22,7 +22,7 @@ from pyprocconn.command.output import (
     VanishedEntry,
     subject_pid,
 )
-from pyprocconn.processes import Exited, Lost, ProcessTable, Resynced, Seen
+from pyprocconn.processes import Exited, ProcessTable, Resynced, Seen
 
 Batch = list[pc.ProcEvent | pc.EventsLost]
 _MAX_REMEMBERED = 65536  # --raw --comm/--cmdline: names kept for exits, cleared past this
@@ -45,7 +45,7 @@ def batches(
         try:
             yield list(conn.recv_batch(timeout, linger=linger()))
         except pc.OverrunError as error:
-            yield [pc.EventsLost(error.lost, error.cpu)]
+            yield [error.loss]
 
 
 class RawMode:
@@ -132,8 +132,8 @@ class TableMode:
                     self.depths.forget(record.process.pid)
                 if record.unknown:
                     yield VanishedEntry(record)
-            elif isinstance(record, Lost):
-                yield LostEntry(record.lost)
+            elif isinstance(record, pc.EventsLost):
+                yield LostEntry(record)
             elif isinstance(record, Resynced):
                 yield ResyncEntry(record)
 
