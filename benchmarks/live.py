@@ -303,8 +303,11 @@ class Consumer:
 
     @staticmethod
     def _read(stream: IO[str]) -> str:
-        stream.seek(0)
-        return stream.read()
+        """Everything written so far. The listener writes through the same open file (one
+        shared offset): a seek here would make its next write land at the start (a "ready"
+        read between its two writes became "\\neady"), so read at an offset, moving nothing."""
+        fd = stream.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="surrogateescape")
 
 
 def _reveal() -> None:
