@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -109,9 +111,25 @@ def _leftovers(files: dict[str, str], output: Path) -> list[Path]:
     ]
 
 
-def _write_or_check(files: dict[str, str], output: Path, check: bool) -> int:
+def _stubs() -> dict[str, str]:
+    """The package's stubs of what it builds at import (codegen.stubs), from the layer now in
+    pyprocconn/kernel/: in a fresh interpreter, which imports that layer."""
+    done = subprocess.run(
+        [sys.executable, "-m", "codegen.stubs"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise GeneratorError(f"the package does not import with this layer:\n{done.stderr}")
+    stubs: dict[str, str] = json.loads(done.stdout)
+    return stubs
+
+
+def _write_or_check(files: dict[str, str], output: Path, check: bool, prune: bool = True) -> int:
     stale = []
-    for path in _leftovers(files, output):
+    for path in _leftovers(files, output) if prune else []:
         if check:
             stale.append(path.name)
             print(f"codegen: {path} is not generated from these headers", file=sys.stderr)
@@ -151,7 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     except GeneratorError as error:
         print(f"codegen: error: {error}", file=sys.stderr)
         return 1
-    return _write_or_check(files, args.output, args.check)
+    code = _write_or_check(files, args.output, args.check)
+    package = DEFAULT_OUTPUT.parent
+    if args.output.resolve() != DEFAULT_OUTPUT or code or not (package / "__init__.py").is_file():
+        return code  # a layer elsewhere stands alone: no package around it to type
+    try:
+        stubs = _stubs()
+    except GeneratorError as error:
+        print(f"codegen: error: {error}", file=sys.stderr)
+        return 1
+    return _write_or_check(stubs, DEFAULT_OUTPUT.parent, args.check, prune=False)
 
 
 if __name__ == "__main__":

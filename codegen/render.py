@@ -164,6 +164,17 @@ def constant_line(constant: Constant) -> str:
     return comment_block(constant.leading) + with_comment(code, "; ".join(parts) or None, 0)
 
 
+def public_names(module: HeaderModule) -> list[str]:
+    """What the module defines for its users (``__all__``): constants, records, the members map."""
+    names = []
+    for entry in module.constants:
+        names += [c.name for c in entry.constants] if isinstance(entry, EnumBlock) else [entry.name]
+    names += [record.name for record in module.records]
+    if module.event_members:
+        names.append("EVENT_DATA_MEMBERS")
+    return names
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -183,6 +194,7 @@ def _environment() -> jinja2.Environment:
         docstring=docstring,
         field_docs=field_docs,
         skipped_line=skipped_line,
+        public_names=public_names,
     )
     env.tests["enum_block"] = lambda entry: isinstance(entry, EnumBlock)
     env.tests["flexible"] = lambda ctype: isinstance(ctype, Array) and ctype.length == 0

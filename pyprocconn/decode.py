@@ -82,7 +82,7 @@ def _kind(cls: type[ProcEvent], sent: int) -> tuple[_Kind, tuple[Any, ...] | Non
     pad = (None,) * (len(cls.SPEC.fields) - len(fitting))
     whole = struct.Struct(fmt)
     arity = len(whole.unpack(bytes(whole.size))[_WHAT:]) + len(pad)
-    if arity != len(cls._fields):  # type: ignore[attr-defined]
+    if arity != len(cls._fields):
         raise TypeError(f"{cls.__name__}: the layout gives {arity} values for its fields")
     exact = _Kind(cls, whole.unpack_from, pad, texts)
     # The words read it when every field is one, in order from offset 0, and at most two are

@@ -12,22 +12,15 @@ import enum
 import os
 import signal
 from collections import namedtuple
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pyprocconn import layout
 
 if TYPE_CHECKING:
-
-    class _EventTypeMeta(enum.EnumMeta):
-        def __getattr__(cls, name: str) -> "EventType": ...
-
-    class EventType(enum.IntFlag, metaclass=_EventTypeMeta):
-        """The kernel's event bits (``enum proc_cn_event``); also a subscription mask."""
-
-        @classmethod
-        def from_name(cls, name: str) -> "EventType": ...
-        @classmethod
-        def from_names(cls, names: str) -> "EventType": ...
+    # Generated from the layer (codegen.stubs): every member and event class, typed.
+    from pyprocconn._event_types import *  # noqa: F403
+    from pyprocconn._event_types import EventType
 
 else:
 
@@ -77,9 +70,11 @@ class ProcEvent:
     what: int
     cpu: int
     timestamp_ns: int
-    if TYPE_CHECKING:
-        # Each class's fields come from the headers: unknown to a type checker.
-        def __getattr__(self, name: str) -> Any: ...
+    if TYPE_CHECKING:  # the named tuple's, in each class built from the layer
+        _fields: ClassVar[tuple[str, ...]]
+
+        def _asdict(self) -> dict[str, Any]: ...
+        def __iter__(self) -> Iterator[Any]: ...
 
     def to_dict(self) -> dict[str, Any]:
         """The event's fields as a plain dict (kernel names, plain values)."""
@@ -186,10 +181,15 @@ EVENT_CLASSES: dict[int, type[ProcEvent]] = {
 """``what`` -> the event class, for every event type the generated layer knows."""
 _BY_CLASS_NAME = {cls.__name__: cls for cls in EVENT_CLASSES.values()}
 
-_Unknown = namedtuple("_Unknown", ["what", "cpu", "timestamp_ns", "data"])
+
+class _Unknown(NamedTuple):
+    what: int
+    cpu: int
+    timestamp_ns: int
+    data: bytes
 
 
-class UnknownEvent(_Unknown, ProcEvent):
+class UnknownEvent(_Unknown, ProcEvent):  # type: ignore[misc]  # _fields: its four
     """An event type the generated layer does not know (a newer kernel): its raw
     ``event_data`` bytes, as many as the kernel sent."""
 
@@ -217,12 +217,14 @@ class EventsLost(NamedTuple):
         return f"lost {count}{where}"
 
 
-def __getattr__(name: str) -> Any:
-    """The event classes by name (``ForkEvent``), as the generated layer has them."""
-    try:
-        return _BY_CLASS_NAME[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+if not TYPE_CHECKING:  # the type checker reads the generated stub instead
+
+    def __getattr__(name: str) -> Any:
+        """The event classes by name (``ForkEvent``), as the generated layer has them."""
+        try:
+            return _BY_CLASS_NAME[name]
+        except KeyError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
 
 
 def __dir__() -> list[str]:

@@ -25,13 +25,24 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
 
 from pyprocconn import procfs
 from pyprocconn.connector import DEFAULT_RCVBUF, ProcConnector
 from pyprocconn.errors import OverrunError
 from pyprocconn.events import EventsLost, EventType, ExitStatus, ProcEvent
 from pyprocconn.priority import raise_priority, shorten_slice
+
+if TYPE_CHECKING:
+    from pyprocconn.events import (
+        CommEvent,
+        ExecEvent,
+        ExitEvent,
+        ForkEvent,
+        GidEvent,
+        SidEvent,
+        UidEvent,
+    )
 
 Origin = Literal["snapshot", "fork", "late"]
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")  # /proc's start times count in these
@@ -131,7 +142,7 @@ class Resynced:
 
 # A loss is the connector's own EventsLost, where it happened in the stream; a Resynced follows
 # (at once, or within ``resync_interval`` when a rescan ran just before).
-Record = Seen | Exited | EventsLost | Resynced
+Record: TypeAlias = Seen | Exited | EventsLost | Resynced
 
 
 class _Capture(NamedTuple):
@@ -383,7 +394,7 @@ class ProcessTable:
         self._next_rescan = time.monotonic() + self.resync_interval
         return [record]
 
-    def _about(self, event: Any) -> Process | None:
+    def _about(self, event: ProcEvent) -> Process | None:
         tgid = getattr(event, "process_tgid", None)
         return self.processes.get(tgid) if isinstance(tgid, int) else None
 
@@ -392,7 +403,7 @@ class ProcessTable:
         changed = self.processes[process.pid] = _derived(process, changes)
         return changed
 
-    def _fork(self, event: Any, records: list[Record]) -> None:
+    def _fork(self, event: ForkEvent, records: list[Record]) -> None:
         tgid, ts = event.child_tgid, event.timestamp_ns
         if event.child_pid != tgid:  # a new thread of a known process
             process = self.processes.get(tgid)
@@ -423,7 +434,7 @@ class ProcessTable:
         self._hold(process)
         records.append(Seen(event, process))
 
-    def _exec(self, event: Any, records: list[Record]) -> None:
+    def _exec(self, event: ExecEvent, records: list[Record]) -> None:
         tgid = event.process_tgid
         old = self.processes.get(tgid)
         self._threads.pop(tgid, None)  # exec leaves one thread, with the process's pid
@@ -446,28 +457,31 @@ class ProcessTable:
         self._hold(process)
         records.append(Seen(event, process))
 
-    def _ids(self, event: Any, records: list[Record]) -> None:
+    def _uid(self, event: UidEvent, records: list[Record]) -> None:
         process = self._about(event)
         if process is not None:
-            if event.NAME == "uid":
-                process = self._change(process, uid=event.ruid, euid=event.euid)
-            else:
-                process = self._change(process, gid=event.rgid, egid=event.egid)
+            process = self._change(process, uid=event.ruid, euid=event.euid)
         records.append(Seen(event, process))
 
-    def _sid(self, event: Any, records: list[Record]) -> None:
+    def _gid(self, event: GidEvent, records: list[Record]) -> None:
+        process = self._about(event)
+        if process is not None:
+            process = self._change(process, gid=event.rgid, egid=event.egid)
+        records.append(Seen(event, process))
+
+    def _sid(self, event: SidEvent, records: list[Record]) -> None:
         process = self._about(event)
         if process is not None:
             process = self._change(process, sid=event.process_tgid)
         records.append(Seen(event, process))
 
-    def _comm(self, event: Any, records: list[Record]) -> None:
+    def _comm(self, event: CommEvent, records: list[Record]) -> None:
         process = self._about(event)
         if process is not None and event.process_pid == event.process_tgid:
             process = self._change(process, comm=event.comm)
         records.append(Seen(event, process))
 
-    def _exit(self, event: Any, records: list[Record]) -> None:
+    def _exit(self, event: ExitEvent, records: list[Record]) -> None:
         process = self._about(event)
         pid, tgid, ts = event.process_pid, event.process_tgid, event.timestamp_ns
         if process is None:
@@ -500,7 +514,7 @@ class ProcessTable:
         del self.processes[pid]
         self._threads.pop(pid, None)
 
-    def _ended(self, process: Process, event: Any) -> Exited:
+    def _ended(self, process: Process, event: ExitEvent | None) -> Exited:
         parents: list[int] = []
         seen, ppid = {process.pid}, process.ppid
         while ppid and ppid not in seen and len(parents) < 64:
@@ -573,8 +587,8 @@ class ProcessTable:
 _HANDLERS: dict[str, Any] = {
     "fork": ProcessTable._fork,
     "exec": ProcessTable._exec,
-    "uid": ProcessTable._ids,
-    "gid": ProcessTable._ids,
+    "uid": ProcessTable._uid,
+    "gid": ProcessTable._gid,
     "sid": ProcessTable._sid,
     "comm": ProcessTable._comm,
     "exit": ProcessTable._exit,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pyprocconn import procfs
 from pyprocconn.connector import ProcConnector
 from pyprocconn.errors import OverrunError
-from pyprocconn.events import EventType, ExitStatus, ProcEvent
+from pyprocconn.events import EventType, ExecEvent, ExitEvent, ExitStatus, ForkEvent, ProcEvent
 
 
 @dataclass(frozen=True)
@@ -46,15 +46,22 @@ def _from_proc(pid: int) -> set[int] | Ended | None:
 def _follow(event: ProcEvent, tgid: int, threads: set[int]) -> bool:
     """Apply an event of process ``tgid`` to its live ``threads``; True when it was the exit of
     the last."""
-    if event.TYPE == EventType.FORK:  # a new thread
+    if isinstance(event, ForkEvent):  # a new thread
         threads.add(event.child_pid)
-    elif event.TYPE == EventType.EXEC:  # exec leaves one thread, whose id is the tgid
+    elif isinstance(event, ExecEvent):  # exec leaves one thread, whose id is the tgid
         threads.clear()
         threads.add(tgid)
-    elif event.TYPE == EventType.EXIT and event.process_pid in threads:
+    elif isinstance(event, ExitEvent) and event.process_pid in threads:
         threads.remove(event.process_pid)
         return not threads
     return False
+
+
+def _process_of(event: ProcEvent) -> int | None:
+    """The process a fork (the child's), exec or exit is about; None for another event."""
+    if isinstance(event, ForkEvent):
+        return event.child_tgid
+    return event.process_tgid if isinstance(event, (ExecEvent, ExitEvent)) else None
 
 
 def wait_for_exits(pids: Iterable[int], timeout: float | None = None) -> dict[int, Ended | None]:
@@ -102,12 +109,13 @@ def wait_for_exits(pids: Iterable[int], timeout: float | None = None) -> dict[in
                 lost = True
                 continue
             for event in batch:
-                tgid = event.child_tgid if event.TYPE == EventType.FORK else event.process_tgid
+                tgid = _process_of(event)
                 if tgid not in live:
                     continue
-                if event.TYPE == EventType.EXIT:
+                if isinstance(event, ExitEvent):
                     last_code[tgid] = event.exit_code
-                if not lost and _follow(event, tgid, live[tgid]):  # (after a loss: /proc)
+                ended = not lost and _follow(event, tgid, live[tgid])  # (after a loss: /proc)
+                if ended and isinstance(event, ExitEvent):  # (only an exit ends one)
                     del live[tgid]
                     results[tgid] = Ended(tgid, event.exit_code, event.timestamp_ns)
             if lost:

@@ -214,14 +214,14 @@ class Acks:
     # the n-th AckEvent received is the n-th of these.
     handed_out: list[tuple[int, int]] = field(default_factory=list)
 
-    def of_events(self, events: list[Any]) -> dict[int, list[pc.ProcEvent]]:
+    def of_events(self, events: list[Any]) -> dict[int, list[pc.AckEvent]]:
         """The AckEvents among ``events`` (received in order since :func:`acks_seen` began), by
         their ``cn_msg.ack``."""
         ack_events = [e for e in events if isinstance(e, pc.AckEvent)]
         paired = list(zip(ack_events, self.handed_out, strict=False))
         assert len(paired) == len(ack_events), "an AckEvent the decoder did not hand out"
         assert all(e.err == err for e, (_, err) in paired), paired
-        found: dict[int, list[pc.ProcEvent]] = defaultdict(list)
+        found: dict[int, list[pc.AckEvent]] = defaultdict(list)
         for event, (ack, _) in paired:
             found[ack].append(event)
         return found

@@ -70,7 +70,7 @@ def test_every_union_member_gives_an_event_class_with_its_fields() -> None:
         cls = pc.EVENT_CLASSES[what]
         assert int(cls.TYPE) == what and cls.__name__.endswith("Event")
         leaf_names = {path[-1] for path, _ in _leaves(members[member])}
-        fields = cls._fields  # type: ignore[attr-defined]
+        fields = cls._fields
         assert fields[:3] == ("what", "cpu", "timestamp_ns")
         assert set(fields[3:]) <= leaf_names, (cls, fields, leaf_names)
         assert getattr(pc, cls.__name__) is cls

@@ -138,7 +138,8 @@ def test_signal_handlers_during_a_blocking_receive_are_retried() -> None:
         with pc.ProcConnector(events=pc.EventType.COMM) as conn, tick:
             signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
             event = conn.recv()  # blocks in recvmmsg; EINTR is retried
-            while event.comm != name:  # another program's comm change: not the one waited for
+            # Another program's comm change is not the one waited for.
+            while not isinstance(event, pc.CommEvent) or event.comm != name:
                 event = conn.recv()
             signal.setitimer(signal.ITIMER_REAL, 0)
         assert isinstance(event, pc.CommEvent) and len(fired) >= 3

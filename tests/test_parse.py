@@ -215,11 +215,16 @@ def test_comm_that_is_not_utf8_round_trips_like_an_os_name() -> None:
     data = bytearray(golden("comm"))
     data[60:64] = b"\xff\xfeab"
     (event,) = pc.parse_events(data)
+    assert isinstance(event, pc.CommEvent)
     assert os.fsencode(event.comm).startswith(b"\xff\xfeab")
     assert event.comm.startswith("\udcff\udcfeab")
     data[60:64] = b"\\xff"
     (literal,) = pc.parse_events(data)
-    assert literal.comm.startswith("\\xff") and literal.comm != event.comm
+    assert (
+        isinstance(literal, pc.CommEvent)
+        and literal.comm.startswith("\\xff")
+        and literal.comm != event.comm
+    )
 
 
 def test_exit_status_helpers() -> None:
@@ -280,7 +285,8 @@ def test_an_older_kernels_shorter_event_gives_none_for_the_fields_it_did_not_sen
     whole = expected("fork")
     assert isinstance(event, pc.ForkEvent)
     assert event.parent_pid == whole["parent_pid"]
-    assert (event.parent_tgid, event.child_pid, event.child_tgid) == (None, None, None)
+    sent: tuple[int | None, ...] = (event.parent_tgid, event.child_pid, event.child_tgid)
+    assert sent == (None, None, None)  # typed as the header says; None: not sent
     assert (event.what, event.cpu, event.timestamp_ns) == (
         whole["what"],
         whole["cpu"],

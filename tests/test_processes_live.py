@@ -117,7 +117,7 @@ def test_a_long_overrun_costs_one_rescan_per_interval() -> None:
 
         def seen_exits() -> set[int]:
             return {r.event.process_pid for _, r in timed
-                    if isinstance(r, Seen) and r.event.NAME == "exit"}  # fmt: skip
+                    if isinstance(r, Seen) and isinstance(r.event, pc.ExitEvent)}  # fmt: skip
 
         def overrun() -> None:
             overruns = table.conn.stats.overruns
@@ -197,9 +197,9 @@ def test_an_exit_still_queued_at_a_rescan_carries_its_process() -> None:
         exits = [
             r
             for r in table.feed(_gather(table, lambda got: _exit_of(got, doomed.pid)))
-            if isinstance(r, Seen) and r.event.NAME == "exit"
+            if isinstance(r, Seen) and isinstance(r.event, pc.ExitEvent)
         ]
-        ours = [r for r in exits if r.event.process_pid == doomed.pid]
+        ours = [r for r in exits if getattr(r.event, "process_pid", None) == doomed.pid]
         assert ours and ours[0].process is not None and ours[0].process.pid == doomed.pid
         assert ours[0].lifetime_ns is not None and ours[0].lifetime_ns > 0
 
@@ -210,12 +210,12 @@ def _exit_of(items: list[pc.ProcEvent | pc.EventsLost], pid: int) -> bool:
 
 def _fork(pid: int, parent: int, when: int) -> pc.ProcEvent:
     cls = pc.ForkEvent
-    return cls(pc.PROC_EVENT_FORK, 0, when, parent, parent, pid, pid)  # type: ignore[no-any-return]
+    return cls(pc.PROC_EVENT_FORK, 0, when, parent, parent, pid, pid)
 
 
 def _exit(pid: int, parent: int, when: int, code: int = 0) -> pc.ProcEvent:
     cls = pc.ExitEvent
-    return cls(pc.PROC_EVENT_EXIT, 0, when, pid, pid, code, 17, parent, parent)  # type: ignore[no-any-return]
+    return cls(pc.PROC_EVENT_EXIT, 0, when, pid, pid, code, 17, parent, parent)
 
 
 def test_pid_reuse_does_not_merge_two_processes() -> None:
@@ -268,7 +268,7 @@ def test_an_exec_read_too_late_is_incomplete_not_the_parents_command() -> None:
         records: list[Record] = []
 
         def execs() -> list[Seen]:
-            return [r for r in records if isinstance(r, Seen) and r.event.NAME == "exec"
+            return [r for r in records if isinstance(r, Seen) and isinstance(r.event, pc.ExecEvent)
                     and r.event.process_pid == child.pid]  # fmt: skip
 
         deadline = time.monotonic() + 10
@@ -338,7 +338,7 @@ def test_each_record_carries_the_process_as_it_was_at_that_event() -> None:
     ours = [r for r in records if isinstance(r, Seen) and r.process is not None
             and r.process.pid == child]  # fmt: skip
     # From our fork on: under other programs' fork storms the pid may have been another's.
-    ours_from = next(i for i, r in enumerate(ours) if r.event.NAME == "fork"
+    ours_from = next(i for i, r in enumerate(ours) if isinstance(r.event, pc.ForkEvent)
                      and r.event.parent_tgid == parent.pid)  # fmt: skip
     mine = ours[ours_from:]
     by_kind = [(r.event.NAME, r.process) for r in mine]

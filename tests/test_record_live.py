@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,7 +117,8 @@ def ancestors(pid: int) -> list[int]:
     return chain
 
 
-def _seen(records: list[Record], name: str) -> list[Seen]:
+def _seen(records: list[Record], name: str) -> list[Any]:
+    """The Seen records of one event type (Any: each test reads that type's fields)."""
     return [r for r in records if isinstance(r, Seen) and name == r.event.NAME]
 
 
@@ -127,7 +129,7 @@ class Told:
     work: Workload
     records: list[Record]
 
-    def seen(self, name: str, pid: int, key: str = "process_pid") -> Seen:
+    def seen(self, name: str, pid: int, key: str = "process_pid") -> Any:
         (found,) = [r for r in _seen(self.records, name) if getattr(r.event, key) == pid]
         return found
 
@@ -229,7 +231,7 @@ def test_a_thread_renaming_itself_leaves_the_process_name(told: Told) -> None:
 
 
 # -- statuses ------------------------------------------------------------------------------------
-def _exit_of(run: Callable[[], tuple[int, int]]) -> tuple[int, pc.ProcEvent]:
+def _exit_of(run: Callable[[], tuple[int, int]]) -> tuple[int, pc.ExitEvent]:
     """Run a trigger under a connector; its wait(2) status and its exit event."""
     with pc.ProcConnector(events=pc.EventType.EXIT) as conn:
         pid, status = run()

@@ -41,12 +41,12 @@ def test_an_exec_ends_a_linger_at_once_and_is_in_the_batch() -> None:
         child = subprocess.Popen([sys.executable, "-c", _FORK_THEN_EXEC])
         started = time.monotonic()
         seen: list[pc.ProcEvent] = []
-        while sum(e.NAME == "exec" and e.process_tgid == child.pid for e in seen) < 2:
+        while sum(isinstance(e, pc.ExecEvent) and e.process_tgid == child.pid for e in seen) < 2:
             seen += conn.recv_batch(LONG_LINGER, linger=LONG_LINGER)  # python's exec, true's
         waited = time.monotonic() - started
         child.wait()
     assert waited < LONG_LINGER / 3, f"the exec did not end the linger ({waited:.1f} s)"
-    forked = [e for e in seen if e.NAME == "fork" and e.parent_tgid == child.pid]
+    forked = [e for e in seen if isinstance(e, pc.ForkEvent) and e.parent_tgid == child.pid]
     assert forked, "the child's fork was received"
 
 

@@ -25,7 +25,7 @@ import pytest
 from pyprocconn import procfs, wait
 from pyprocconn.connector import ProcConnector
 from pyprocconn.errors import OverrunError
-from pyprocconn.events import EventType, ProcEvent
+from pyprocconn.events import EventType, ExitEvent, ProcEvent
 from tests.test_cli import COMMAND, _subscribed
 
 pytestmark = [
@@ -112,17 +112,17 @@ def go_once_threads_are_read(
     timer.start()
 
 
-def exits_of(collector: ProcConnector, tgid: int, count: int) -> list[ProcEvent] | None:
+def exits_of(collector: ProcConnector, tgid: int, count: int) -> list[ExitEvent] | None:
     """The first ``count`` exit events of process ``tgid`` that ``collector`` has; None when some
     may have been lost (other programs can fill the buffer)."""
-    found: list[ProcEvent] = []
+    found: list[ExitEvent] = []
     deadline = time.monotonic() + 5
     while len(found) < count and time.monotonic() < deadline:
         try:
             batch = collector.recv_batch(0.2)
         except OverrunError:
             return None
-        found += [e for e in batch if e.TYPE == EventType.EXIT and e.process_tgid == tgid]
+        found += [e for e in batch if isinstance(e, ExitEvent) and e.process_tgid == tgid]
     return found if len(found) == count else None
 
 

@@ -31,20 +31,20 @@ class Descendants:
 
     def __call__(self, event: pc.ProcEvent) -> bool:
         """Whether the event is about a followed process (and follow what it tells)."""
-        if event.NAME == "fork":
+        if isinstance(event, pc.ForkEvent):
             tgid = event.child_tgid
             if event.parent_tgid in self.threads or tgid in self.threads:
                 self.threads.setdefault(tgid, set()).add(event.child_pid)
                 return True
             return False
-        tgid = getattr(event, "process_tgid", None)
-        threads = self.threads.get(tgid) if isinstance(tgid, int) else None
+        owner = getattr(event, "process_tgid", None)
+        threads = self.threads.get(owner) if isinstance(owner, int) else None
         if threads is None:
             return False
-        if event.NAME == "exec":  # exec leaves one thread, with the process's pid
+        if isinstance(event, pc.ExecEvent):  # exec leaves one thread, with the process's pid
             threads.clear()
             threads.add(event.process_tgid)
-        elif event.NAME == "exit":
+        elif isinstance(event, pc.ExitEvent):
             threads.discard(event.process_pid)
             if not threads:
                 del self.threads[event.process_tgid]

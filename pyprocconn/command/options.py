@@ -228,7 +228,7 @@ def shows(shown: pc.EventType, only_nonzero_exits: bool) -> Callable[[pc.ProcEve
     exits = bool(shown & pc.EventType.EXIT) and not only_nonzero_exits
 
     def showing(event: pc.ProcEvent) -> bool:
-        if event.NAME == "exit":
+        if isinstance(event, pc.ExitEvent):
             return exits or (only_nonzero_exits and bool(event.exit_code))
         return bool(event.TYPE & shown)
 

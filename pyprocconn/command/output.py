@@ -170,7 +170,7 @@ _DETAILS: dict[str, Any] = {
 
 def details(event: pc.ProcEvent, name: Callable[[str], str] = escape_name) -> str:
     """The event's own part of the detail column (``name`` escapes a process's name)."""
-    if event.NAME == "comm":
+    if isinstance(event, pc.CommEvent):
         return f"comm {name(event.comm)}"
     formatter = _DETAILS.get(event.NAME)
     if formatter is not None:
@@ -232,7 +232,7 @@ class TextFormat:
         event, process = entry.event, entry.process
         pid = subject_pid(event)
         text = details(event, self.name)
-        if self.table and event.NAME == "exit" and not entry.thread:
+        if self.table and isinstance(event, pc.ExitEvent) and not entry.thread:
             # the process's end, which its last thread's exit may carry: the process's pid
             pid, text = event.process_tgid, event.describe_status()
         if self.table:

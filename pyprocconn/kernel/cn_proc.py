@@ -376,3 +376,36 @@ EVENT_DATA_MEMBERS: Final[dict[int, str]] = {
 # field's alignment, so refuse a platform where the natural alignment does not give it.
 if ctypes.alignment(ctypes.c_uint64) < 8:
     raise ImportError("proc_event.timestamp_ns needs 8-byte alignment on this platform")
+
+
+__all__ = [
+    "PROC_CN_MCAST_LISTEN",
+    "PROC_CN_MCAST_IGNORE",
+    "PROC_EVENT_ALL",
+    "PROC_EVENT_NONE",
+    "PROC_EVENT_FORK",
+    "PROC_EVENT_EXEC",
+    "PROC_EVENT_UID",
+    "PROC_EVENT_GID",
+    "PROC_EVENT_SID",
+    "PROC_EVENT_PTRACE",
+    "PROC_EVENT_COMM",
+    "PROC_EVENT_NONZERO_EXIT",
+    "PROC_EVENT_COREDUMP",
+    "PROC_EVENT_EXIT",
+    "proc_input",
+    "proc_event_event_data_ack",
+    "fork_proc_event",
+    "exec_proc_event",
+    "id_proc_event_r",
+    "id_proc_event_e",
+    "id_proc_event",
+    "sid_proc_event",
+    "ptrace_proc_event",
+    "comm_proc_event",
+    "coredump_proc_event",
+    "exit_proc_event",
+    "proc_event_event_data",
+    "proc_event",
+    "EVENT_DATA_MEMBERS",
+]

@@ -94,3 +94,30 @@ class cn_msg(ctypes.Structure):
         "data": "__u8[]",
     }
     __repr__ = _record_repr
+
+
+__all__ = [
+    "CN_IDX_PROC",
+    "CN_VAL_PROC",
+    "CN_IDX_CIFS",
+    "CN_VAL_CIFS",
+    "CN_W1_IDX",
+    "CN_W1_VAL",
+    "CN_IDX_V86D",
+    "CN_VAL_V86D_UVESAFB",
+    "CN_IDX_BB",
+    "CN_DST_IDX",
+    "CN_DST_VAL",
+    "CN_IDX_DM",
+    "CN_VAL_DM_USERSPACE_LOG",
+    "CN_IDX_DRBD",
+    "CN_VAL_DRBD",
+    "CN_KVP_IDX",
+    "CN_KVP_VAL",
+    "CN_VSS_IDX",
+    "CN_VSS_VAL",
+    "CN_NETLINK_USERS",
+    "CONNECTOR_MAX_MSG_SIZE",
+    "cb_id",
+    "cn_msg",
+]

@@ -166,3 +166,11 @@ class sched_attr(ctypes.Structure):
         "sched_util_max": "__u32",
     }
     __repr__ = _record_repr
+
+
+__all__ = [
+    "SCHED_ATTR_SIZE_VER0",
+    "SCHED_ATTR_SIZE_VER1",
+    "sched_param",
+    "sched_attr",
+]
