@@ -203,7 +203,7 @@ class ProcessTable:
     that waits for events calls it when idle, waiting at most :meth:`resync_in`).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only options, each with its default
         self,
         conn: ProcConnector | None = None,
         *,

@@ -64,6 +64,25 @@ def _process_of(event: ProcEvent) -> int | None:
     return event.process_tgid if isinstance(event, (ExecEvent, ExitEvent)) else None
 
 
+def _take_in(
+    event: ProcEvent,
+    live: dict[int, set[int]],
+    results: dict[int, Ended | None],
+    last_code: dict[int, int],
+    follow: bool,
+) -> None:
+    """One received event: a waited process's last exit ends it (with ``follow``; after a loss
+    only its status is noted, and /proc says the rest)."""
+    tgid = _process_of(event)
+    if tgid is None or tgid not in live:
+        return
+    if isinstance(event, ExitEvent):
+        last_code[tgid] = event.exit_code
+    if follow and _follow(event, tgid, live[tgid]) and isinstance(event, ExitEvent):
+        del live[tgid]
+        results[tgid] = Ended(tgid, event.exit_code, event.timestamp_ns)
+
+
 def wait_for_exits(pids: Iterable[int], timeout: float | None = None) -> dict[int, Ended | None]:
     """Wait until every process in ``pids`` has ended, or ``timeout`` seconds pass.
 
@@ -109,15 +128,7 @@ def wait_for_exits(pids: Iterable[int], timeout: float | None = None) -> dict[in
                 lost = True
                 continue
             for event in batch:
-                tgid = _process_of(event)
-                if tgid not in live:
-                    continue
-                if isinstance(event, ExitEvent):
-                    last_code[tgid] = event.exit_code
-                ended = not lost and _follow(event, tgid, live[tgid])  # (after a loss: /proc)
-                if ended and isinstance(event, ExitEvent):  # (only an exit ends one)
-                    del live[tgid]
-                    results[tgid] = Ended(tgid, event.exit_code, event.timestamp_ns)
+                _take_in(event, live, results, last_code, follow=not lost)
             if lost:
                 lost = False
                 for pid in list(live):
