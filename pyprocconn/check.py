@@ -6,8 +6,10 @@ Exit status 0 when events will flow to this process, 1 when they will not.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import platform
+import re
 import socket
 import subprocess
 from collections.abc import Callable
@@ -129,8 +131,14 @@ def facts() -> tuple[list[tuple[str, str]], bool]:
     return lines, True
 
 
-def main(write: Callable[[str], object] = print) -> int:
+def main(write: Callable[[str], object] = print, as_json: bool = False) -> int:
+    """The facts as aligned lines, or (``as_json``) one JSON object keyed by the facts' names
+    in snake case, with ``events_will_flow`` a boolean; exit status 0 when events will flow."""
     lines, flowing = facts()
+    if as_json:
+        found: dict[str, object] = {re.sub(r"\W+", "_", name): value for name, value in lines}
+        write(json.dumps({**found, "events_will_flow": flowing}))
+        return 0 if flowing else 1
     width = max(len(name) for name, _ in lines)
     for name, value in lines:
         write(f"{name:<{width}}  {value}")

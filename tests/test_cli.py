@@ -647,3 +647,34 @@ def test_the_table_puts_the_command_line_on_every_line_and_the_duration_on_exits
     assert isinstance(process, dict) and process["argv"] == argv, (exit_, notices)
     assert process["user"] == "root" and process["ppid"] == os.getpid()
     assert isinstance(exit_["duration_s"], float) and 0.05 <= exit_["duration_s"] < 10
+
+
+def test_the_unread_note_counts_only_the_execs_shown() -> None:
+    # The command is stopped while a followed child and an unfollowed process exec and exit:
+    # neither command line can be read; the note counts the one shown.
+    root = _gated("/bin/true followed; read done")
+    cli = Cli("-e", "exec", "-p", str(root.pid))
+    _subscribed(cli.process.pid)
+    os.kill(cli.process.pid, signal.SIGSTOP)
+    try:
+        _go(root)
+        subprocess.run(["/bin/true", "unfollowed"], check=True)
+        time.sleep(0.3)  # the followed /bin/true has run and exited by now
+    finally:
+        os.kill(cli.process.pid, signal.SIGCONT)
+    assert cli.wait_for(lambda lines: any(" exec " in line for line in lines)), cli.lines
+    _say(root, "done")
+    root.wait(timeout=10)
+    code, err = cli.finish()
+    assert code == 0, err
+    assert "command lines not read: 1 of the 1 execs shown" in err, err
+
+
+def test_check_json_is_one_object_saying_whether_events_flow() -> None:
+    done = subprocess.run(
+        [*COMMAND, "--check", "--json"], capture_output=True, text=True, timeout=60, check=False
+    )
+    facts = json.loads(done.stdout)
+    assert done.returncode == 0 and facts["events_will_flow"] is True, done.stdout
+    assert facts["subscription"] == "acknowledged by the kernel"
+    assert facts["kernel_side_event_filter"] in ("yes", "no (user space)")

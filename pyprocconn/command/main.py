@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         from pyprocconn import check
 
-        return check.main()
+        return check.main(as_json=args.json)
     try:
         return run(args, sys.stdout)
     except BrokenPipeError:

@@ -120,6 +120,8 @@ class TableMode:
         self.threads = args.threads
         self.matching = Matching(args.user, args.cgroup)
         self.depths = Depths(self.table, args.pid) if args.tree else None
+        self.execs_shown = 0
+        self.unread = 0  # execs shown without their command line
 
     def entries(self, batch: Batch) -> Iterator[Entry]:
         for record in self.table.feed(batch):
@@ -148,16 +150,19 @@ class TableMode:
         depth = self.depths.of(process) if self.depths is not None else 0
         if self.text is not None:  # -S: the busiest programs (a temp file's name in the
             self.commands[self.text.program(process)] += 1  # arguments is not a new one)
+        if isinstance(event, pc.ExecEvent):
+            self.execs_shown += 1
+            self.unread += process is None or not process.argv
         return EventEntry(event, process, record.lifetime_ns, depth, thread)
 
     def finish(self) -> str | None:
-        """The note on command lines that could not be read, if any."""
-        table = self.table
-        if not (table.incomplete or table.skipped):
+        """The note on the execs shown whose command line could not be read, if any (the
+        processes other filters hid are not counted)."""
+        if not self.unread:
             return None
         return (
-            f"pyprocconn: command lines not read: {table.incomplete} (the process had ended), "
-            f"{table.skipped} (skipped under overload)"
+            f"pyprocconn: command lines not read: {self.unread} of the {self.execs_shown} execs "
+            "shown (the process had ended, or the table skipped /proc under overload)"
         )
 
 
