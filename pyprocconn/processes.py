@@ -27,8 +27,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
 
-from pyprocconn import procfs
+from pyprocconn import containers, procfs
 from pyprocconn.connector import DEFAULT_RCVBUF, ProcConnector
+from pyprocconn.containers import Container
 from pyprocconn.errors import OverrunError
 from pyprocconn.events import EventsLost, EventType, ExitStatus, ProcEvent
 from pyprocconn.priority import raise_priority, shorten_slice
@@ -67,7 +68,13 @@ class Process:
     snapshot, 10 ms precision); (``pid``, ``start_ns``) is its identity, which survives pid
     reuse. ``complete`` is False when the process was gone before its command line could be
     read. ``argv`` is exactly the kernel's arguments (empty ones kept), cut to the table's
-    ``max_argv`` bytes, which ``argv_truncated`` then says."""
+    ``max_argv`` bytes, which ``argv_truncated`` then says. ``cgroup`` is the unified
+    hierarchy's path (else the first line's) and ``container`` the container it names
+    (:mod:`pyprocconn.containers`), both read again at each exec (a process may move).
+    ``ns_pid`` is the pid as its own pid namespace numbers it (``NSpid``'s last) and ``pid_ns``
+    that namespace's inode (``/proc/PID/ns/pid``), read at the snapshot and at each exec; a
+    fork's child inherits ``pid_ns`` (one forked into a new namespace shows its parent's until
+    it execs) and has its ``ns_pid`` only in this process's own namespace."""
 
     pid: int
     ppid: int
@@ -83,6 +90,9 @@ class Process:
     egid: int | None = None
     sid: int | None = None
     cgroup: str | None = None
+    container: Container | None = None
+    ns_pid: int | None = None
+    pid_ns: int | None = None
     kernel_thread: bool = False
     complete: bool = True
     exec_ns: int | None = None
@@ -153,6 +163,9 @@ class _Capture(NamedTuple):
     exe: str | None = None
     cwd: str | None = None
     cgroup: str | None = None
+    container: Container | None = None
+    ns_pid: int | None = None
+    pid_ns: int | None = None
 
 
 class _Threads:
@@ -179,9 +192,24 @@ def _boot_offset_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_BOOTTIME) - time.monotonic_ns()
 
 
-def _cgroup(pid: int) -> str | None:
-    raw = procfs.read(f"/proc/{pid}/cgroup")
-    return os.fsdecode(raw.splitlines()[0].split(b":", 2)[-1]) if raw else None
+def _cgroup(pid: int) -> tuple[str | None, Container | None]:
+    """The cgroup path shown and the container it (or another hierarchy's path) names."""
+    paths = containers.cgroup_paths(procfs.read(f"/proc/{pid}/cgroup") or b"")
+    return (paths[0], containers.container_of(paths)) if paths else (None, None)
+
+
+def _pid_namespace(pid: int) -> tuple[int | None, int | None]:
+    """(the pid in its own pid namespace, that namespace's inode); None where unreadable."""
+    status = procfs.read(f"/proc/{pid}/status") or b""
+    found = [line for line in status.splitlines() if line.startswith(b"NSpid:")]
+    ns_pid = int(found[0].split()[-1]) if found else None
+    try:
+        return ns_pid, os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return ns_pid, None
+
+
+_OWN_PID_NS = _pid_namespace(os.getpid())[1]
 
 
 class ProcessTable:
@@ -300,7 +328,8 @@ class ProcessTable:
             os.fsdecode(comm.removesuffix(b"\n")) if comm is not None else None,
             procfs.link(f"/proc/{pid}/exe"),
             procfs.link(f"/proc/{pid}/cwd"),
-            _cgroup(pid),
+            *_cgroup(pid),
+            *_pid_namespace(pid),
         )
 
     def _apply(self, process: Process, capture: _Capture) -> None:
@@ -313,7 +342,9 @@ class ProcessTable:
             process.complete = False
         process.comm = capture.comm or process.comm
         process.exe, process.cwd = capture.exe, capture.cwd
-        process.cgroup = capture.cgroup
+        process.cgroup, process.container = capture.cgroup, capture.container
+        if capture.pid_ns is not None:  # else (gone): what it was before its exec
+            process.ns_pid, process.pid_ns = capture.ns_pid, capture.pid_ns
 
     @staticmethod
     def _read_ids(process: Process) -> None:
@@ -430,6 +461,7 @@ class ProcessTable:
             process = Process(tgid, ppid, ts, "fork")
         else:  # a child starts as a copy of its parent
             changes = {"pid": tgid, "ppid": ppid, "start_ns": ts, "origin": "fork", "exec_ns": None}
+            changes["ns_pid"] = tgid if parent.pid_ns == _OWN_PID_NS else None
             process = _derived(parent, changes)
         self._hold(process)
         records.append(Seen(event, process))

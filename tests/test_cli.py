@@ -634,13 +634,14 @@ def test_the_table_puts_the_command_line_on_every_line_and_the_duration_on_exits
     assert as_json.wait_for(json_shows("exit", child.pid))
     cli.finish()
     as_json.finish()
-    assert cli.lines[0].split() == ["TIME", "EVENT", "PID", "UID", "EUID", "USER", "DETAILS"]
+    header = ["TIME", "EVENT", "PID", "UID", "EUID", "USER", "CONTAINER", "DETAILS"]
+    assert cli.lines[0].split() == header
     command = "/bin/sh -c 'read go; sleep 0.05; exit 3'"  # shell-quoted: pasted back, argv
-    # UID EUID USER, then what the line says
-    kinds = {kind: details.split(None, 3) for _, kind, details in _lines_of(cli.lines, child.pid)}
-    assert kinds["exec"][3] == command
-    assert re.fullmatch(r"exit 3 after \d+\.\d{3}s  " + re.escape(command), kinds["exit"][3])
-    assert kinds["exit"][:3] == [str(os.getuid()), str(os.geteuid()), "root"]
+    # UID EUID USER CONTAINER, then what the line says
+    kinds = {kind: details.split(None, 4) for _, kind, details in _lines_of(cli.lines, child.pid)}
+    assert kinds["exec"][4] == command
+    assert re.fullmatch(r"exit 3 after \d+\.\d{3}s  " + re.escape(command), kinds["exit"][4])
+    assert kinds["exit"][:4] == [str(os.getuid()), str(os.geteuid()), "root", "-"]
     (exit_,) = [r for r in _json_for(as_json.lines, child.pid) if r["event"] == "exit"]
     process = exit_["process"]
     notices = [r for r in _json(as_json.lines) if "what" not in r]  # (lost, resync, vanished)

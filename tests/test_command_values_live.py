@@ -31,7 +31,7 @@ BIG_BUFFER = ("--rcvbuf", str(64 * 1024 * 1024))  # so that other programs' stor
 def _text_lines(lines: list[str], kind: str, pid: int) -> list[list[str]]:
     """The text lines (after the header) of one kind and pid, cut in at most 7 columns: TIME
     EVENT PID (UID EUID USER with -x) DETAILS."""
-    return [parts for line in lines[1:] if (parts := line.split(None, 6))[1:3] == [kind, str(pid)]]
+    return [parts for line in lines[1:] if (parts := line.split(None, 7))[1:3] == [kind, str(pid)]]
 
 
 def _about(records: list[dict[str, Any]], pid: int) -> list[dict[str, Any]]:
@@ -118,7 +118,7 @@ def test_pid_follows_the_process_past_its_threads_exits(shown: Shown) -> None:
     (end,) = [r for r in shown.json if r["event"] == "exit" and r["process_pid"] == root]
     assert end["exit_status"] == 3 and end["process"]["comm"] == shown.work.comm
     (line,) = shown.lines("exit", root)
-    assert line[6].startswith("exit 3 after ")
+    assert line[7].startswith("exit 3 after ")
 
 
 def test_nonzero_exit_shows_only_the_exits_that_failed(shown: Shown) -> None:
@@ -146,9 +146,9 @@ def test_text_duration_is_the_lifetime_to_the_millisecond(shown: Shown) -> None:
         c1 == f"exit 200 after {shown.lifetime_s(work.c1):.3f}s  /bin/sh -c 'sleep 0.2; exit 200'"
     )
     thread_lines = shown.lines("thread", work.thread)
-    assert [parts[6].split()[0] for parts in thread_lines] == ["parent", "exit"]
+    assert [parts[7].split()[0] for parts in thread_lines] == ["parent", "exit"]
     lifetime = shown.lifetime_s(work.thread)
-    assert thread_lines[1][6].startswith(
+    assert thread_lines[1][7].startswith(
         f"exit 0 thread of {work.root.pid} after {lifetime:.3f}s  "
     )
 
@@ -157,9 +157,9 @@ def test_ids_and_user_names_are_the_processes_own(shown: Shown) -> None:
     """C2 set its uids to 1 (real) and 2 (effective), its gids to 5 and 6, and called setsid."""
     c2, real, effective = shown.work.c2, pwd.getpwuid(1).pw_name, pwd.getpwuid(2).pw_name
     ((_, _, _, *uid_columns, uid_details),) = shown.lines("uid", c2)
-    assert uid_columns == ["1", "2", effective] and uid_details.startswith("ruid 1 euid 2  ")
+    assert uid_columns == ["1", "2", effective, "-"] and uid_details.startswith("ruid 1 euid 2  ")
     ((_, _, _, *exit_columns, _),) = shown.lines("exit", c2)
-    assert exit_columns == ["1", "2", effective]
+    assert exit_columns == ["1", "2", effective, "-"]  # and no container
     process = shown.event("exit", c2)["process"]
     ids = [process[key] for key in ("uid", "euid", "user", "gid", "egid", "sid", "cwd")]
     assert ids == [1, 2, effective, 5, 6, c2, shown.work.where]

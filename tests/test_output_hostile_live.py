@@ -164,7 +164,7 @@ def test_no_process_can_forge_a_line_reach_the_terminal_or_stop_the_command() ->
     assert any(line.endswith(f"  {shell}") for line in err.splitlines()), err
     # --tree -x: the same command line after the ids and the indentation.
     _, lines, _ = results["tree"]
-    (shown_tree,) = _details(lines, "exec", pid, columns=6)
+    (shown_tree,) = _details(lines, "exec", pid, columns=7)
     assert _bash_words(shown_tree.strip()) == expected
     # --raw --comm --cmdline: the name and the command line from /proc, in brackets.
     _, lines, _ = results["raw"]

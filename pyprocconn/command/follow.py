@@ -52,18 +52,22 @@ class Descendants:
 
 
 class Matching:
-    """--user and --cgroup, on what the table knows of the process."""
+    """--user, --cgroup and --container, on what the table knows of the process."""
 
-    def __init__(self, uid: int | None, cgroup: str | None) -> None:
-        self.uid, self.cgroup = uid, cgroup
+    def __init__(self, uid: int | None, cgroup: str | None, container: str | None) -> None:
+        self.uid, self.cgroup, self.container = uid, cgroup, container
 
     def __call__(self, process: Process | None) -> bool:
-        if self.uid is None and self.cgroup is None:
+        if self.uid is None and self.cgroup is None and self.container is None:
             return True
         if process is None:
             return False
         if self.uid is not None and self.uid not in (process.uid, process.euid):
             return False
+        if self.container is not None:
+            found = process.container
+            if found is None or not found.id.startswith(self.container):
+                return False
         return self.cgroup is None or self.cgroup in (process.cgroup or "")
 
 

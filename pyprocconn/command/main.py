@@ -178,6 +178,7 @@ def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             ("-x", args.ids),
             ("--user", args.user is not None),
             ("--cgroup", args.cgroup is not None),
+            ("--container", args.container is not None),
             ("--max-argv", args.max_argv != DEFAULT_MAX_ARGV),
         )
         if asked

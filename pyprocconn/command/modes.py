@@ -118,7 +118,7 @@ class TableMode:
         self.linger = self.table.linger  # none while execs come (see ProcessTable.linger)
         self.tree, self.shows, self.commands, self.text = tree, shows, commands, text
         self.threads = args.threads
-        self.matching = Matching(args.user, args.cgroup)
+        self.matching = Matching(args.user, args.cgroup, args.container)
         self.depths = Depths(self.table, args.pid) if args.tree else None
         self.execs_shown = 0
         self.unread = 0  # execs shown without their command line

@@ -146,7 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="indent by depth in the process tree (from the -p process when given)",
     )
-    add("-x", "--ids", action="store_true", help="add UID, EUID and USER columns")
+    add(
+        "-x",
+        "--ids",
+        action="store_true",
+        help="add UID, EUID, USER and CONTAINER (a short id, - for none) columns",
+    )
     add(
         "--user",
         metavar="USER",
@@ -154,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="only processes whose real or effective user is USER (a name or a uid)",
     )
     add("--cgroup", metavar="TEXT", help="only processes whose cgroup path contains TEXT")
+    add(
+        "--container",
+        metavar="ID",
+        help="only processes in a container whose id (or name) starts with ID (Docker, "
+        "Podman, containerd, CRI-O, Kubernetes, LXC, systemd-nspawn: by their cgroup names)",
+    )
     add(
         "--max-argv",
         type=_positive_int,

@@ -112,6 +112,9 @@ def process_fields(process: Process | None) -> dict[str, Any] | None:
         "egid": process.egid,
         "sid": process.sid,
         "cgroup": process.cgroup,
+        "container": process.container._asdict() if process.container else None,
+        "ns_pid": process.ns_pid,
+        "pid_ns": process.pid_ns,
         "kernel_thread": process.kernel_thread,
         "complete": process.complete,
     }
@@ -182,7 +185,8 @@ def details(event: pc.ProcEvent, name: Callable[[str], str] = escape_name) -> st
 
 
 class TextFormat:
-    """Aligned columns: TIME EVENT PID [UID EUID USER] DETAILS; the command line shell-quoted,
+    """Aligned columns: TIME EVENT PID [UID EUID USER CONTAINER] DETAILS; the command line
+    shell-quoted,
     names escaped, so one entry is one line and nothing reaches the terminal raw."""
 
     def __init__(self, ids: bool, table: bool, ascii_only: bool = False) -> None:
@@ -195,7 +199,7 @@ class TextFormat:
         self._quoted: dict[int, tuple[list[str], str]] = {}  # id(argv) -> (argv, quoted)
 
     def header(self) -> str | None:
-        columns = f"{'UID':>6} {'EUID':>6} {'USER':<10} " if self.ids else ""
+        columns = f"{'UID':>6} {'EUID':>6} {'USER':<10} {'CONTAINER':<12} " if self.ids else ""
         return f"{'TIME':<15} {'EVENT':<8} {'PID':>7}  {columns}DETAILS".rstrip()
 
     def _line(self, when: int | None, kind: str, pid: object, text: str) -> str:
@@ -247,7 +251,9 @@ class TextFormat:
             if self.ids:
                 uid, euid = (None, None) if process is None else (process.uid, process.euid)
                 user = self.name(user_name(euid))
-                text = f"{_dash(uid):>6} {_dash(euid):>6} {user:<10} {text}"
+                found = None if process is None else process.container
+                container = "-" if found is None else self.name(found.short_id)
+                text = f"{_dash(uid):>6} {_dash(euid):>6} {user:<10} {container:<12} {text}"
         if entry.proc is not None:
             text = " ".join(filter(None, [text, *self._proc_text(entry.proc)]))
         return self._line(
