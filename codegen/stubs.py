@@ -90,7 +90,13 @@ def seed_names() -> str:
 
 
 def stubs() -> dict[str, str]:
-    return {"_event_types.pyi": event_types(), "_seed_names.pyi": seed_names()}
+    from pyprocconn.command import schema
+
+    return {
+        "_event_types.pyi": event_types(),
+        "_seed_names.pyi": seed_names(),
+        "command/events.schema.json": schema.text(),  # the --json lines' schema
+    }
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 import pyprocconn as pc
@@ -24,12 +26,16 @@ from tests.conftest import owned
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
 COMMAND = [sys.executable, "-m", "pyprocconn"]
+SCHEMA = jsonschema.Draft202012Validator(
+    json.loads((Path(pc.__file__).parent / "command" / "events.schema.json").read_text())
+)
 
 
 class Cli:
     """The command running in the background, its output lines collected as they come."""
 
     def __init__(self, *args: str, prefix: tuple[str, ...] = ()) -> None:
+        self.args = args
         self.process = owned(
             subprocess.Popen(
                 [*prefix, *COMMAND, *args],
@@ -101,6 +107,10 @@ class Cli:
             pytest.fail(f"the command did not end within {timeout} s of signal {sig}: {where}")
         self._reader.join(timeout=5)
         self._error_reader.join(timeout=5)
+        if "--json" in self.args and "--check" not in self.args and self.args[:1] != ("wait",):
+            for line in self.lines:  # every line the command writes in the tests
+                problem = jsonschema.exceptions.best_match(SCHEMA.iter_errors(json.loads(line)))
+                assert problem is None, f"{line}: {problem.message}"
         return code, "".join(self._errors)
 
 

@@ -15,7 +15,7 @@ import unicodedata
 import pytest
 
 from tests.conftest import owned
-from tests.test_cli import COMMAND, _subscribed
+from tests.test_cli import COMMAND, SCHEMA, _subscribed
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
 
@@ -175,6 +175,7 @@ def test_no_process_can_forge_a_line_reach_the_terminal_or_stop_the_command() ->
     # JSON: exactly the arguments, a byte that is not UTF-8 as \udcXX (as documented).
     _, lines, _ = results["json"]
     records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert all(SCHEMA.is_valid(record) for record in records)  # hostile names included
     (exec_,) = [r for r in records if r["event"] == "exec" and r["process_pid"] == pid
                 and "sleep 0.5" in str(r["process"]["argv"])]  # fmt: skip
     assert [os.fsencode(arg) for arg in exec_["process"]["argv"]] == expected
