@@ -5,6 +5,7 @@ Exit status 0 when events will flow to this process, 1 when they will not.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -15,6 +16,7 @@ import subprocess
 from collections.abc import Callable
 from typing import NamedTuple
 
+from pyprocconn import priority, procfs
 from pyprocconn.connector import MAX_RCVBUF, ProcConnector
 from pyprocconn.errors import ConnectorUnavailableError
 from pyprocconn.events import EventType
@@ -99,6 +101,63 @@ def _unprivileged_subscription() -> str:
         return pipe.read().decode() or "unknown (the test process failed)"
 
 
+def _in_a_child(attempt: Callable[[], object]) -> str | None:
+    """Try ``attempt`` in a forked child (nothing here changes): None when it worked, else
+    the error's text."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        answer = b""
+        try:
+            attempt()
+        except OSError as error:
+            answer = (error.strerror or str(error)).encode() or b"refused"
+        finally:
+            os.write(write_end, answer)
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        said = pipe.read().decode()
+    return said or None
+
+
+def _others_process() -> int | None:
+    """An ordinary process of another user, to read /proc of: the newest (init and kernel
+    threads have their own rules)."""
+    me = os.geteuid()
+    pids = sorted((int(name) for name in os.listdir("/proc") if name.isdigit()), reverse=True)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if pid > 1 and os.stat(f"/proc/{pid}").st_uid != me and procfs.argv(pid):
+                return pid
+    return None
+
+
+def privileges() -> list[tuple[str, str]]:
+    """What this process may do beyond subscribing, tried (not read off capability bits)."""
+    lines = []
+    other = _others_process()
+    if other is None:
+        lines.append(("other users' exe and cwd", "readable (every process is this user's)"))
+    else:
+        refused = _in_a_child(lambda: os.readlink(f"/proc/{other}/exe"))
+        said = "readable" if refused is None else f"refused ({refused}: needs CAP_SYS_PTRACE)"
+        lines.append(("other users' exe and cwd", said))
+    refused = _in_a_child(lambda: os.setpriority(os.PRIO_PROCESS, 0, -20))  # the highest
+    said = "yes" if refused is None else f"no ({refused}: needs CAP_SYS_NICE)"
+    lines.append(("raise priority (nice -20, -r)", said))
+    granted = _in_a_child(_no_slice)
+    shortest = f"{priority.SHORTEST_SLICE * 1e3:g} ms (no privilege needed)"
+    lines.append(("shortest time slice", shortest if granted is None else "no"))
+    return lines
+
+
+def _no_slice() -> None:
+    if priority.shorten_slice() is None:
+        raise OSError(0, "none per task on this kernel or layer")
+
+
 def facts() -> tuple[list[tuple[str, str]], bool]:
     """(fact, value) lines, and whether events will flow to this process."""
     lines = [("kernel", f"Linux {platform.release()} {platform.machine()}")]
@@ -128,7 +187,12 @@ def facts() -> tuple[list[tuple[str, str]], bool]:
         mode = filtered.filter_mode
     lines.append(("kernel-side event filter", "yes" if mode == "kernel" else f"no ({mode} space)"))
     lines.append(("unprivileged subscription", _unprivileged_subscription()))
-    return lines, True
+    return [*lines, *privileges()], True
+
+
+def _key(name: str) -> str:
+    """A fact's JSON key: its name before any bracket, in snake case."""
+    return re.sub(r"\W+", "_", name.split(" (", maxsplit=1)[0]).strip("_").lower()
 
 
 def main(write: Callable[[str], object] = print, as_json: bool = False) -> int:
@@ -136,7 +200,7 @@ def main(write: Callable[[str], object] = print, as_json: bool = False) -> int:
     in snake case, with ``events_will_flow`` a boolean; exit status 0 when events will flow."""
     lines, flowing = facts()
     if as_json:
-        found: dict[str, object] = {re.sub(r"\W+", "_", name): value for name, value in lines}
+        found: dict[str, object] = {_key(name): value for name, value in lines}
         write(json.dumps({**found, "events_will_flow": flowing}))
         return 0 if flowing else 1
     width = max(len(name) for name, _ in lines)

@@ -117,3 +117,24 @@ def test_without_them_the_record_says_less_and_the_command_says_why_not() -> Non
     assert process["exe"] is None and process["cwd"] is None  # refused: root's process
     assert process["argv"] is not None  # the command line is anyone's to read
     assert priority.startswith("priority: nice 0 (not raised: needs CAP_SYS_NICE), time slice")
+
+
+@pytest.mark.parametrize("granted", [True, False])
+def test_check_says_what_this_process_may_do_and_what_for(granted: bool) -> None:
+    capabilities = _setting("AmbientCapabilities") if granted else []
+    done = subprocess.run(
+        [*_as_the_unit(capabilities), "pyprocconn", "--check", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    facts = json.loads(done.stdout)
+    assert done.returncode == 0 and facts["events_will_flow"] is True, done.stderr
+    exe, nice = facts["other_users_exe_and_cwd"], facts["raise_priority"]
+    if granted:
+        assert (exe, nice) == ("readable", "yes")
+    else:
+        assert exe.startswith("refused") and exe.endswith("needs CAP_SYS_PTRACE)")
+        assert nice.startswith("no") and nice.endswith("needs CAP_SYS_NICE)")
+    assert facts["shortest_time_slice"] == "0.1 ms (no privilege needed)"
