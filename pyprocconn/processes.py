@@ -74,7 +74,9 @@ class Process:
     ``ns_pid`` is the pid as its own pid namespace numbers it (``NSpid``'s last) and ``pid_ns``
     that namespace's inode (``/proc/PID/ns/pid``), read at the snapshot and at each exec; a
     fork's child inherits ``pid_ns`` (one forked into a new namespace shows its parent's until
-    it execs) and has its ``ns_pid`` only in this process's own namespace."""
+    it execs) and has its ``ns_pid`` only in this process's own namespace. ``refused`` names
+    the fields ``/proc`` denied this process (``exe``, ``cwd`` of another user's process
+    without CAP_SYS_PTRACE): None there means refused, elsewhere gone."""
 
     pid: int
     ppid: int
@@ -84,6 +86,7 @@ class Process:
     argv: list[str] | None = None
     exe: str | None = None
     cwd: str | None = None
+    refused: tuple[str, ...] = ()
     uid: int | None = None
     euid: int | None = None
     gid: int | None = None
@@ -326,8 +329,8 @@ class ProcessTable:
         return _Capture(
             raw,
             os.fsdecode(comm.removesuffix(b"\n")) if comm is not None else None,
-            procfs.link(f"/proc/{pid}/exe"),
-            procfs.link(f"/proc/{pid}/cwd"),
+            procfs.link_or_why(f"/proc/{pid}/exe"),
+            procfs.link_or_why(f"/proc/{pid}/cwd"),
             *_cgroup(pid),
             *_pid_namespace(pid),
         )
@@ -341,7 +344,12 @@ class ProcessTable:
         if process.argv is None and not process.kernel_thread:
             process.complete = False
         process.comm = capture.comm or process.comm
-        process.exe, process.cwd = capture.exe, capture.cwd
+        exe, cwd = capture.exe, capture.cwd
+        process.refused = tuple(
+            name for name, value in (("exe", exe), ("cwd", cwd)) if value == procfs.REFUSED
+        )
+        process.exe = None if exe == procfs.REFUSED else exe
+        process.cwd = None if cwd == procfs.REFUSED else cwd
         process.cgroup, process.container = capture.cgroup, capture.container
         if capture.pid_ns is not None:  # else (gone): what it was before its exec
             process.ns_pid, process.pid_ns = capture.ns_pid, capture.pid_ns

@@ -45,6 +45,20 @@ def link(path: str) -> str | None:
         return None
 
 
+REFUSED = "refused"  # what link_or_why says when /proc denied it (not: gone)
+
+
+def link_or_why(path: str) -> str | None:
+    """The link's target; :data:`REFUSED` when this process may not read it (another user's
+    process without CAP_SYS_PTRACE); None when it is gone (or the process is)."""
+    try:
+        return os.readlink(path)
+    except PermissionError:
+        return REFUSED
+    except OSError:
+        return None
+
+
 def stat(pid: int, tid: int | None = None) -> Stat | None:
     """``/proc/PID/stat`` (``/proc/PID/task/TID/stat`` with ``tid``); None when there is no
     such process (or thread)."""

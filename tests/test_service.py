@@ -109,12 +109,14 @@ def test_with_the_units_capabilities_it_reads_every_process_and_runs_first() -> 
     assert set(capabilities) == set(_setting("CapabilityBoundingSet"))
     process, priority = _one_exec_as_root(capabilities=capabilities)
     assert process["exe"] == os.path.realpath("/bin/sleep") and process["cwd"] == process["where"]
+    assert process["refused"] == []
     assert priority.startswith("priority: nice -20, time slice")
 
 
 def test_without_them_the_record_says_less_and_the_command_says_why_not() -> None:
     process, priority = _one_exec_as_root(capabilities=[])
     assert process["exe"] is None and process["cwd"] is None  # refused: root's process
+    assert process["refused"] == ["exe", "cwd"]  # said, not taken for gone
     assert process["argv"] is not None  # the command line is anyone's to read
     assert priority.startswith("priority: nice 0 (not raised: needs CAP_SYS_NICE), time slice")
 

@@ -105,6 +105,7 @@ def process_fields(process: Process | None) -> dict[str, Any] | None:
         "comm": process.comm,
         "exe": process.exe,
         "cwd": process.cwd,
+        "refused": list(process.refused),
         "uid": process.uid,
         "euid": process.euid,
         "user": user_name(process.euid),
