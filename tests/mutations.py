@@ -51,6 +51,31 @@ PRIORITY = "tests/test_priority_live.py"
 
 MUTATIONS = [
     # The listener's time slice: asked for, and in the kernel's account as said.
+    # Where it runs: containers, refused fields.
+    Mutation(
+        "the first cgroup line shown, not the unified hierarchy's",
+        "the record says where it runs",
+        "pyprocconn/containers.py",
+        "    return unified + others",
+        "    return others + unified",
+        ("tests/test_containers.py",),
+    ),
+    Mutation(
+        "a refused field taken for gone",
+        "the record says what /proc refused",
+        "pyprocconn/procfs.py",
+        "    except PermissionError:\n        return REFUSED\n",
+        "    except PermissionError:\n        return None\n",
+        ("tests/test_service.py",),
+    ),
+    Mutation(
+        "a pod's QoS class lost",
+        "the record says which container",
+        "pyprocconn/containers.py",
+        'named.group(1) or "guaranteed"',
+        '"guaranteed"',
+        ("tests/test_containers.py",),
+    ),
     Mutation(
         "the slice asked for is ten times the one given",
         "the command runs with the shortest time slice",
@@ -503,8 +528,8 @@ MUTATIONS = [
         "the working directory read from the root link",
         "the record says where it runs",
         "pyprocconn/processes.py",
-        'procfs.link(f"/proc/{pid}/cwd")',
-        'procfs.link(f"/proc/{pid}/root")',
+        'procfs.link_or_why(f"/proc/{pid}/cwd")',
+        'procfs.link_or_why(f"/proc/{pid}/root")',
         (
             f"{RECORD}::test_an_exec_records_where_it_runs",
             f"{VALUES}::test_ids_and_user_names_are_the_processes_own",
@@ -599,9 +624,9 @@ MUTATIONS = [
     Mutation(
         "a zombie's status read from the field before",
         "wait: how the process ended",
-        "pyprocconn/wait.py",
-        "int(fields[49]) if len(fields) > 49 else 0",
-        "int(fields[48]) if len(fields) > 48 else 0",
+        "pyprocconn/procfs.py",
+        "_STATE, _PPID, _SESSION, _FLAGS, _STARTTIME, _EXIT_CODE = 3, 4, 6, 9, 22, 52",
+        "_STATE, _PPID, _SESSION, _FLAGS, _STARTTIME, _EXIT_CODE = 3, 4, 6, 9, 22, 51",
         (f"{RECORD}::test_wait_for_exits_gives_a_zombies_status_from_proc",),
     ),
 ]
@@ -637,6 +662,9 @@ def main() -> int:
         return 0 if chosen or args.list else 2
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pyprocconn-mutations-") as scratch:
+        # Readable by all: some tests run the command as an unprivileged user, which must
+        # import the mutated copy, not fall back to an installed tree.
+        Path(scratch).chmod(0o755)
         copy = copy_project(Path(scratch))
         where = subprocess.run(
             [sys.executable, "-c", "import pyprocconn; print(pyprocconn.__file__)"],
