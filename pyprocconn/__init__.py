@@ -34,11 +34,11 @@ _API = {
     "Ended": "wait",
     # The process table: who ran what, as the command shows it (events and /proc together).
     "ProcessTable": "processes",
-    "Process": "processes",
-    "Seen": "processes",
-    "Exited": "processes",
-    "Resynced": "processes",
-    "Record": "processes",
+    "Process": "records",
+    "Seen": "records",
+    "Exited": "records",
+    "Resynced": "records",
+    "Record": "records",
 }
 # The seed crate's names (C constants, sizes, byte offsets), still importable from here so
 # existing code keeps working: each module's ``__all__`` (the generated ones list what they
@@ -67,12 +67,12 @@ if TYPE_CHECKING:
     from pyprocconn.parse import NetlinkMessage as NetlinkMessage
     from pyprocconn.parse import NetlinkMessageIter as NetlinkMessageIter
     from pyprocconn.parse import parse_events as parse_events
-    from pyprocconn.processes import Exited as Exited
-    from pyprocconn.processes import Process as Process
     from pyprocconn.processes import ProcessTable as ProcessTable
-    from pyprocconn.processes import Record as Record
-    from pyprocconn.processes import Resynced as Resynced
-    from pyprocconn.processes import Seen as Seen
+    from pyprocconn.records import Exited as Exited
+    from pyprocconn.records import Process as Process
+    from pyprocconn.records import Record as Record
+    from pyprocconn.records import Resynced as Resynced
+    from pyprocconn.records import Seen as Seen
     from pyprocconn.wait import Ended as Ended
     from pyprocconn.wait import wait_for_exits as wait_for_exits
     from pyprocconn.wire import subscription_request as subscription_request

@@ -24,15 +24,15 @@ import itertools
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyprocconn import containers, procfs
 from pyprocconn.connector import DEFAULT_RCVBUF, ProcConnector
 from pyprocconn.containers import Container
 from pyprocconn.errors import OverrunError
-from pyprocconn.events import EventsLost, EventType, ExitStatus, ProcEvent
+from pyprocconn.events import EventsLost, EventType, ProcEvent
 from pyprocconn.priority import raise_priority, shorten_slice
+from pyprocconn.records import Exited, Origin, Process, Record, Resynced, Seen
 
 if TYPE_CHECKING:
     from pyprocconn.events import (
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
         UidEvent,
     )
 
-Origin = Literal["snapshot", "fork", "late"]
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")  # /proc's start times count in these
 _SAME_START_NS = 2 * _TICK_NS  # a fork this close to a snapshot's start time is its own fork
 DEFAULT_MAX_ARGV = 4096  # bytes of a command line kept per process
@@ -56,106 +55,6 @@ GATHER = 0.01  # seconds forks and exits may gather after a wake-up (see Process
 # lines (1,874-1,952 of 2,000 against 1,979-1,992, benchmarks.capture's exec storm).
 EXECS_RECENT = 0.1
 _MAX_PENDING_CAPTURES = 4096  # captures whose exec never came are forgotten past this
-
-
-@dataclass(eq=False)
-class Process:
-    """One process as it was at one moment (threads folded in). The table never changes a
-    ``Process`` it has handed out: each change (an exec, an id or name change, reparenting)
-    makes a new one, so keep a reference for the process as it was then.
-
-    ``start_ns`` is the kernel's CLOCK_MONOTONIC time of its fork (from ``/proc`` for a
-    snapshot, 10 ms precision); (``pid``, ``start_ns``) is its identity, which survives pid
-    reuse. ``complete`` is False when the process was gone before its command line could be
-    read. ``argv`` is exactly the kernel's arguments (empty ones kept), cut to the table's
-    ``max_argv`` bytes, which ``argv_truncated`` then says. ``cgroup`` is the unified
-    hierarchy's path (else the first line's) and ``container`` the container it names
-    (:mod:`pyprocconn.containers`), both read again at each exec (a process may move).
-    ``ns_pid`` is the pid as its own pid namespace numbers it (``NSpid``'s last) and ``pid_ns``
-    that namespace's inode (``/proc/PID/ns/pid``), read at the snapshot and at each exec; a
-    fork's child inherits ``pid_ns`` (one forked into a new namespace shows its parent's until
-    it execs) and has its ``ns_pid`` only in this process's own namespace. ``refused`` names
-    the fields ``/proc`` denied this process (``exe``, ``cwd`` of another user's process
-    without CAP_SYS_PTRACE): None there means refused, elsewhere gone."""
-
-    pid: int
-    ppid: int
-    start_ns: int | None
-    origin: Origin
-    comm: str | None = None
-    argv: list[str] | None = None
-    exe: str | None = None
-    cwd: str | None = None
-    refused: tuple[str, ...] = ()
-    uid: int | None = None
-    euid: int | None = None
-    gid: int | None = None
-    egid: int | None = None
-    sid: int | None = None
-    cgroup: str | None = None
-    container: Container | None = None
-    ns_pid: int | None = None
-    pid_ns: int | None = None
-    kernel_thread: bool = False
-    complete: bool = True
-    exec_ns: int | None = None
-    argv_truncated: bool = False
-
-    @property
-    def key(self) -> tuple[int, int | None]:
-        return self.pid, self.start_ns
-
-
-@dataclass(frozen=True)
-class Seen:
-    """An event, with the process it is about as it was at that event (None: unknown).
-    ``thread``: the event is about one thread, not the process: a new thread, or an exit that
-    leaves other threads running (a leader's ``pthread_exit`` too); the exit of a process's last
-    thread is the process's exit. ``lifetime_ns``, for an exit: how long what exited lived (the
-    process, or the thread for a thread's exit), None when its start is unknown."""
-
-    event: ProcEvent
-    process: Process | None
-    lifetime_ns: int | None = None
-    thread: bool = False
-
-
-@dataclass(frozen=True)
-class Exited(ExitStatus):
-    """A process ended (its last thread exited). ``exit_code`` is the wait(2) status (of that
-    last thread's exit: the process's status); ``parents`` is its parent chain at the end,
-    nearest first."""
-
-    process: Process
-    exit_code: int  # 0 with ``unknown`` True when it vanished unseen
-    timestamp_ns: int | None
-    parents: tuple[int, ...]
-    unknown: bool = False
-
-    @property
-    def lifetime_ns(self) -> int | None:
-        start, end = self.process.start_ns, self.timestamp_ns
-        return None if start is None or end is None else end - start
-
-    def describe_status(self) -> str:
-        return "vanished unseen (events were lost)" if self.unknown else super().describe_status()
-
-
-@dataclass(frozen=True)
-class Resynced:
-    """After losses: ``/proc`` rescanned. ``vanished`` ended unseen (gone from /proc, no exit seen;
-    an exit still queued then comes later as a :class:`Seen` with its process, not a second
-    end), ``appeared`` started unseen; ``losses``: the losses it answers (several when a long
-    overrun's were merged)."""
-
-    losses: tuple[EventsLost, ...]
-    vanished: tuple[Exited, ...]
-    appeared: tuple[Process, ...]
-
-
-# A loss is the connector's own EventsLost, where it happened in the stream; a Resynced follows
-# (at once, or within ``resync_interval`` when a rescan ran just before).
-Record: TypeAlias = Seen | Exited | EventsLost | Resynced
 
 
 class _Capture(NamedTuple):
@@ -636,3 +535,18 @@ _HANDLERS: dict[str, Any] = {
 # The event types the table follows: a connector that feeds it must carry them.
 FOLLOWED: frozenset[str] = frozenset(_HANDLERS)
 FOLLOWED_EVENTS = EventType.from_names(",".join(sorted(FOLLOWED)))  # the same, as a mask
+
+__all__ = [  # the records are defined in pyprocconn.records, and reachable from here too
+    "DEFAULT_MAX_ARGV",
+    "EXECS_RECENT",
+    "FOLLOWED",
+    "FOLLOWED_EVENTS",
+    "GATHER",
+    "Exited",
+    "Origin",
+    "Process",
+    "ProcessTable",
+    "Record",
+    "Resynced",
+    "Seen",
+]
