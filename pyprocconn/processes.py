@@ -67,7 +67,7 @@ class _Capture(NamedTuple):
     cgroup: str | None = None
     container: Container | None = None
     ns_pid: int | None = None
-    pid_ns: int | None = None
+    pid_ns: int | str | None = None  # procfs.REFUSED: may not look
 
 
 class _Threads:
@@ -100,18 +100,18 @@ def _cgroup(pid: int) -> tuple[str | None, Container | None]:
     return (paths[0], containers.container_of(paths)) if paths else (None, None)
 
 
-def _pid_namespace(pid: int) -> tuple[int | None, int | None]:
-    """(the pid in its own pid namespace, that namespace's inode); None where unreadable."""
+def _pid_namespace(pid: int) -> tuple[int | None, int | str | None]:
+    """(the pid in its own pid namespace, that namespace's inode); None where gone, the
+    namespace ``procfs.REFUSED`` where this process may not look (another user's process)."""
     status = procfs.read(f"/proc/{pid}/status") or b""
     found = [line for line in status.splitlines() if line.startswith(b"NSpid:")]
     ns_pid = int(found[0].split()[-1]) if found else None
     try:
         return ns_pid, os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except PermissionError:
+        return ns_pid, procfs.REFUSED
     except OSError:
         return ns_pid, None
-
-
-_OWN_PID_NS = _pid_namespace(os.getpid())[1]
 
 
 class ProcessTable:
@@ -250,8 +250,12 @@ class ProcessTable:
         process.exe = None if exe == procfs.REFUSED else exe
         process.cwd = None if cwd == procfs.REFUSED else cwd
         process.cgroup, process.container = capture.cgroup, capture.container
-        if capture.pid_ns is not None:  # else (gone): what it was before its exec
-            process.ns_pid, process.pid_ns = capture.ns_pid, capture.pid_ns
+        ns_pid, pid_ns = capture.ns_pid, capture.pid_ns
+        if pid_ns == procfs.REFUSED:
+            process.refused += ("pid_ns",)
+        if ns_pid is not None or pid_ns is not None:  # else (gone): as before its exec
+            process.ns_pid = ns_pid
+            process.pid_ns = pid_ns if isinstance(pid_ns, int) else None
 
     @staticmethod
     def _read_ids(process: Process) -> None:
@@ -368,7 +372,7 @@ class ProcessTable:
             process = Process(tgid, ppid, ts, "fork")
         else:  # a child starts as a copy of its parent
             changes = {"pid": tgid, "ppid": ppid, "start_ns": ts, "origin": "fork", "exec_ns": None}
-            changes["ns_pid"] = tgid if parent.pid_ns == _OWN_PID_NS else None
+            changes["ns_pid"] = changes["pid_ns"] = None  # its own, known at its exec
             process = _derived(parent, changes)
         self._hold(process)
         records.append(Seen(event, process))

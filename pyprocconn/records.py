@@ -26,11 +26,10 @@ class Process:
     hierarchy's path (else the first line's) and ``container`` the container it names
     (:mod:`pyprocconn.containers`), both read again at each exec (a process may move).
     ``ns_pid`` is the pid as its own pid namespace numbers it (``NSpid``'s last) and ``pid_ns``
-    that namespace's inode (``/proc/PID/ns/pid``), read at the snapshot and at each exec; a
-    fork's child inherits ``pid_ns`` (one forked into a new namespace shows its parent's until
-    it execs) and has its ``ns_pid`` only in this process's own namespace. ``refused`` names
-    the fields ``/proc`` denied this process (``exe``, ``cwd`` of another user's process
-    without CAP_SYS_PTRACE): None there means refused, elsewhere gone."""
+    that namespace's inode (``/proc/PID/ns/pid``), read at the snapshot and at each exec; None
+    for a fork's child until it execs (it may have been forked into a new namespace). ``refused``
+    names the fields ``/proc`` denied this process (``exe``, ``cwd``, ``pid_ns`` of another
+    user's process without CAP_SYS_PTRACE): None there means refused, elsewhere gone."""
 
     pid: int
     ppid: int

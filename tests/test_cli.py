@@ -689,3 +689,21 @@ def test_check_json_is_one_object_saying_whether_events_flow() -> None:
     assert done.returncode == 0 and facts["events_will_flow"] is True, done.stdout
     assert facts["subscription"] == "acknowledged by the kernel"
     assert facts["kernel_side_event_filter"] in ("yes", "no (user space)")
+
+
+def test_ctrl_c_ends_it_even_when_started_with_sigint_ignored() -> None:
+    # A script's background job starts with SIGINT ignored; the command (as forkstat) still
+    # takes Ctrl-C as the end: it unsubscribes and says its summary.
+    ignoring = ["/bin/sh", "-c", 'trap "" INT; exec "$@"', "sh"]  # exec keeps SIG_IGN
+    process = owned(
+        subprocess.Popen(
+            [*ignoring, *COMMAND, "-S", "-e", "ptrace"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    )
+    _subscribed(process.pid)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode == 0 and "total" in err, err

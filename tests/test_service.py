@@ -116,7 +116,8 @@ def test_with_the_units_capabilities_it_reads_every_process_and_runs_first() -> 
 def test_without_them_the_record_says_less_and_the_command_says_why_not() -> None:
     process, priority = _one_exec_as_root(capabilities=[])
     assert process["exe"] is None and process["cwd"] is None  # refused: root's process
-    assert process["refused"] == ["exe", "cwd"]  # said, not taken for gone
+    assert process["refused"] == ["exe", "cwd", "pid_ns"]  # said, not taken for gone
+    assert process["ns_pid"] == process["pid"]  # NSpid is anyone's to read
     assert process["argv"] is not None  # the command line is anyone's to read
     assert priority.startswith("priority: nice 0 (not raised: needs CAP_SYS_NICE), time slice")
 

@@ -56,7 +56,7 @@ def test_a_typed_program_passes_and_each_misspelling_fails(tmp_path: Path) -> No
         paths[name].write_text(text)
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", *map(str, paths.values())],
-        cwd=ROOT,
+        cwd=tmp_path,  # the package as installed (the README's editable install), not ROOT's
         capture_output=True,
         text=True,
         timeout=300,

@@ -70,8 +70,8 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
     except PermissionError:
         asked = "-r" if args.realtime else f"--nice {args.nice}"
         print(
-            f"pyprocconn: {asked} needs CAP_SYS_NICE (or a fitting RLIMIT_RTPRIO/"
-            "RLIMIT_NICE); run without it or as root",
+            f"pyprocconn: {asked} needs CAP_SYS_NICE (or a fitting "
+            f"{'RLIMIT_RTPRIO' if args.realtime else 'RLIMIT_NICE'}); run without it or as root",
             file=sys.stderr,
         )
         return 1
@@ -190,6 +190,9 @@ def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _safe_stdout()
+    # Ctrl-C ends it even when started with SIGINT ignored (a script's background job), as
+    # forkstat does: the command unsubscribes and prints its summary on it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if argv[:1] == ["wait"]:
         from pyprocconn.command import wait
 

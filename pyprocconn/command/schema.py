@@ -49,7 +49,7 @@ PROCESS = _object(
         "comm": _maybe(_TEXT),
         "exe": _maybe(_TEXT),
         "cwd": _maybe(_TEXT),
-        "refused": {"type": "array", "items": {"enum": ["exe", "cwd"]}},
+        "refused": {"type": "array", "items": {"enum": ["exe", "cwd", "pid_ns"]}},
         "uid": _maybe(_INT),
         "euid": _maybe(_INT),
         "user": _maybe(_TEXT),
