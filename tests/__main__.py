@@ -26,6 +26,7 @@ ON_EVERY_PYTHON = (
     "tests/test_sink.py",
     "tests/test_connector_live.py",
     "tests/test_priority_live.py",
+    "tests/test_containers.py",
 )
 
 
@@ -60,6 +61,7 @@ def _on(version: str) -> bool:
                 "pytest>=8",
                 "pytest-timeout>=2.3",
                 "hypothesis>=6.100",
+                "jsonschema>=4.18",
             ],
             [
                 str(venv / "bin/python"),
