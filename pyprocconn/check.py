@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import platform
@@ -101,61 +102,87 @@ def _unprivileged_subscription() -> str:
         return pipe.read().decode() or "unknown (the test process failed)"
 
 
-def _in_a_child(attempt: Callable[[], object]) -> str | None:
-    """Try ``attempt`` in a forked child (nothing here changes): None when it worked, else
-    the error's text."""
+class _Tried(NamedTuple):
+    """What an attempt in a child gave: its result's text, or the error (errno, text)."""
+
+    result: str = ""
+    errno: int = 0
+    error: str = ""
+
+
+def _in_a_child(attempt: Callable[[], object]) -> _Tried:
+    """Try ``attempt`` in a forked child, so nothing here changes (its priority, its slice).
+    Any failure is an error: a child that dies or raises anything does not count as success."""
     read_end, write_end = os.pipe()
-    child = os.fork()
+    try:
+        child = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
     if child == 0:
-        answer = b""
+        tried = _Tried(error="the attempt failed")
         try:
-            attempt()
+            tried = _Tried(result=str(attempt()))
         except OSError as error:
-            answer = (error.strerror or str(error)).encode() or b"refused"
+            tried = _Tried(errno=error.errno or 0, error=error.strerror or str(error))
+        except BaseException as error:
+            tried = _Tried(error=repr(error))
         finally:
-            os.write(write_end, answer)
+            os.write(write_end, json.dumps(tried).encode())
             os._exit(0)
     os.close(write_end)
-    os.waitpid(child, 0)
+    _, status = os.waitpid(child, 0)
     with os.fdopen(read_end, "rb") as pipe:
-        said = pipe.read().decode()
-    return said or None
+        said = pipe.read()
+    if not said or os.waitstatus_to_exitcode(status) != 0:
+        return _Tried(error=f"the test process ended with status {status}")
+    return _Tried(*json.loads(said))
 
 
-def _others_process() -> int | None:
-    """An ordinary process of another user, to read /proc of: the newest (init and kernel
+_REFUSED = (errno.EACCES, errno.EPERM)
+_GONE = (errno.ENOENT, errno.ESRCH)
+
+
+def _others_processes() -> list[int]:
+    """Ordinary processes of other users, newest first, to read /proc of (init and kernel
     threads have their own rules)."""
     me = os.geteuid()
-    pids = sorted((int(name) for name in os.listdir("/proc") if name.isdigit()), reverse=True)
-    for pid in pids:
+    found = []
+    for pid in sorted((int(name) for name in os.listdir("/proc") if name.isdigit()), reverse=True):
         with contextlib.suppress(OSError):
             if pid > 1 and os.stat(f"/proc/{pid}").st_uid != me and procfs.argv(pid):
-                return pid
-    return None
+                found.append(pid)
+    return found
+
+
+def _others_exe() -> str:
+    for pid in _others_processes():
+        tried = _in_a_child(functools.partial(os.readlink, f"/proc/{pid}/exe"))
+        if tried.errno in _GONE:
+            continue  # it ended meanwhile: try another
+        if tried.errno in _REFUSED:
+            return f"refused ({tried.error}: needs CAP_SYS_PTRACE)"
+        return "readable" if not tried.error else f"unknown ({tried.error})"
+    return "readable (every process is this user's)"
 
 
 def privileges() -> list[tuple[str, str]]:
     """What this process may do beyond subscribing, tried (not read off capability bits)."""
-    lines = []
-    other = _others_process()
-    if other is None:
-        lines.append(("other users' exe and cwd", "readable (every process is this user's)"))
+    lines = [("other users' exe and cwd", _others_exe())]
+    tried = _in_a_child(lambda: os.setpriority(os.PRIO_PROCESS, 0, -20))  # the highest
+    if not tried.error:
+        said = "yes"
+    elif tried.errno in _REFUSED:
+        said = f"no ({tried.error}: needs CAP_SYS_NICE)"
     else:
-        refused = _in_a_child(lambda: os.readlink(f"/proc/{other}/exe"))
-        said = "readable" if refused is None else f"refused ({refused}: needs CAP_SYS_PTRACE)"
-        lines.append(("other users' exe and cwd", said))
-    refused = _in_a_child(lambda: os.setpriority(os.PRIO_PROCESS, 0, -20))  # the highest
-    said = "yes" if refused is None else f"no ({refused}: needs CAP_SYS_NICE)"
+        said = f"unknown ({tried.error})"
     lines.append(("raise priority (nice -20, -r)", said))
-    granted = _in_a_child(_no_slice)
-    shortest = f"{priority.SHORTEST_SLICE * 1e3:g} ms (no privilege needed)"
-    lines.append(("shortest time slice", shortest if granted is None else "no"))
+    tried = _in_a_child(priority.shorten_slice)
+    granted = tried.result if not tried.error else "None"
+    said = f"{float(granted) * 1e3:g} ms (no privilege needed)" if granted != "None" else "no"
+    lines.append(("shortest time slice", said))
     return lines
-
-
-def _no_slice() -> None:
-    if priority.shorten_slice() is None:
-        raise OSError(0, "none per task on this kernel or layer")
 
 
 def facts() -> tuple[list[tuple[str, str]], bool]:

@@ -62,7 +62,9 @@ def cgroup_paths(raw: bytes) -> list[str]:
     where present, else the first line's; the others after it, in the file's order."""
     unified: list[str] = []
     others: list[str] = []
-    for line in os.fsdecode(raw).splitlines():
+    # Lines end at "\n" only: a cgroup's name may hold any other line break (str.splitlines
+    # would split at \x1c, \x85, ... and let a delegated cgroup's name forge a line).
+    for line in (os.fsdecode(part) for part in raw.split(b"\n") if part):
         number, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
         (unified if number == "0" and not controllers else others).append(path)

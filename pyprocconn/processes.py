@@ -373,6 +373,7 @@ class ProcessTable:
         else:  # a child starts as a copy of its parent
             changes = {"pid": tgid, "ppid": ppid, "start_ns": ts, "origin": "fork", "exec_ns": None}
             changes["ns_pid"] = changes["pid_ns"] = None  # its own, known at its exec
+            changes["refused"] = tuple(name for name in parent.refused if name != "pid_ns")
             process = _derived(parent, changes)
         self._hold(process)
         records.append(Seen(event, process))

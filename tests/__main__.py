@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+_CACHES = shutil.ignore_patterns("__pycache__", "*.pyc")
 OTHER_PYTHONS = ("3.10", "3.13")  # requires-python's floor, and the newest here
 ON_EVERY_PYTHON = (
     "tests/test_parse.py",
@@ -50,6 +51,9 @@ def _on(version: str) -> bool:
         return True
     with tempfile.TemporaryDirectory(prefix=f"pyprocconn-py{version}-") as scratch:
         venv = Path(scratch) / "venv"
+        # The tests run from a copy beside the venv: from ROOT, "python -m" would import ROOT's
+        # package before the installed one.
+        shutil.copytree(ROOT / "tests", Path(scratch) / "tests", ignore=_CACHES)
         steps = [
             [python, "-m", "venv", str(venv)],
             [
@@ -74,7 +78,7 @@ def _on(version: str) -> bool:
                 *ON_EVERY_PYTHON,
             ],
         ]
-        return all(subprocess.run(step, cwd=ROOT, check=False).returncode == 0 for step in steps)
+        return all(subprocess.run(step, cwd=scratch, check=False).returncode == 0 for step in steps)
 
 
 def main() -> int:

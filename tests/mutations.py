@@ -61,6 +61,14 @@ MUTATIONS = [
         ("tests/test_containers.py",),
     ),
     Mutation(
+        "cgroup lines split at any line break",
+        "a cgroup name cannot forge a line",
+        "pyprocconn/containers.py",
+        'for line in (os.fsdecode(part) for part in raw.split(b"\\n") if part):',
+        "for line in os.fsdecode(raw).splitlines():",
+        ("tests/test_containers.py",),
+    ),
+    Mutation(
         "a refused field taken for gone",
         "the record says what /proc refused",
         "pyprocconn/procfs.py",

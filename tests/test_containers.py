@@ -70,6 +70,10 @@ def test_the_unified_line_is_shown_and_v1_lines_still_name_the_container() -> No
     assert paths[0] == "/system.slice/docker.service"  # the unified hierarchy's
     assert container_of(paths) == Container("docker", ID)
     assert cgroup_paths(b"1:name=systemd:/a\n2:cpu:/b\n") == ["/a", "/b"]  # v1 only: first
+    # A cgroup's name may hold any byte but "/" and "\n": no other line break splits a line.
+    forged = f"0::/user.slice/real\x1c0::/docker/{ID}\x85x\u2028y\n".encode()
+    assert cgroup_paths(forged) == [f"/user.slice/real\x1c0::/docker/{ID}\x85x\u2028y"]
+    assert container_of(cgroup_paths(forged)) is None
     assert Container("docker", ID).short_id == ID[:12]
     assert Container("lxc", "web1").short_id == "web1"
 
@@ -155,8 +159,9 @@ def test_a_v1_hierarchy_names_the_container_where_the_unified_one_does_not() -> 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="no unshare")
 def test_a_process_in_its_own_pid_namespace_carries_its_pid_there() -> None:
     with pc.ProcessTable(snapshot=False) as table:
+        seconds = f"0.5{os.getpid()}"  # this test's own sleep, whatever else runs
         child = subprocess.Popen(
-            ["unshare", "--pid", "--fork", "/bin/sh", "-c", "exec /bin/sleep 0.5"]
+            ["unshare", "--pid", "--fork", "/bin/sh", "-c", f"exec /bin/sleep {seconds}"]
         )
         found = None
         deadline = time.monotonic() + 10
@@ -167,7 +172,7 @@ def test_a_process_in_its_own_pid_namespace_carries_its_pid_there() -> None:
                 if (
                     isinstance(event, pc.ExecEvent)
                     and process
-                    and process.argv == ["/bin/sleep", "0.5"]
+                    and process.argv == ["/bin/sleep", seconds]
                 ):
                     found = process
         child.wait(timeout=10)
@@ -207,3 +212,13 @@ def test_the_command_shows_filters_and_names_the_container() -> None:
     assert records[0]["process"]["pid_ns"] == os.stat("/proc/self/ns/pid").st_ino
     header, *lines = as_text.lines
     assert "CONTAINER" in header and len(lines) == 1 and f" {ID[:12]} " in lines[0], lines
+
+
+@live
+def test_a_cgroup_name_cannot_forge_a_line_or_a_container() -> None:
+    # Anyone with a delegated subtree names cgroups: a line break other than "\n" is a name.
+    name = f"real\x1c0::docker-{ID}.scope"
+    with _cgroup(UNIFIED, name) as cgroup:
+        process = _exec_record_in(cgroup)
+    assert process.cgroup is not None and process.cgroup.endswith(name)
+    assert process.container is None

@@ -62,8 +62,11 @@ def test_systemd_verifies_the_unit_and_rates_it_ok_or_better(tmp_path: Path) -> 
 
 # The unit's sandbox, as far as it is this process's own: its user, no new privileges, no
 # writable executable memory (prctl PR_SET_MDWE, kept across exec), its ambient capabilities.
+# PR_SET_MDWE (65) and PR_MDWE_REFUSE_EXEC_GAIN (1) are <linux/prctl.h>'s (Linux 6.3+), which
+# this project does not vendor: the test's own setting, refused loudly if the kernel has none.
 _MDWE = (
-    "import ctypes, runpy, sys; ctypes.CDLL(None).prctl(65, 1, 0, 0, 0); "
+    "import ctypes, runpy, sys\n"
+    "if ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) != 0: sys.exit('PR_SET_MDWE refused')\n"
     "sys.argv = ['pyprocconn', *sys.argv[sys.argv.index('pyprocconn') + 1 :]]; "
     "runpy.run_module('pyprocconn', run_name='__main__')"
 )

@@ -253,7 +253,8 @@ class TextFormat:
                 uid, euid = (None, None) if process is None else (process.uid, process.euid)
                 user = self.name(user_name(euid))
                 found = None if process is None else process.container
-                container = "-" if found is None else self.name(found.short_id)
+                # Quoted as an argument: a name a delegated cgroup chose may hold spaces.
+                container = "-" if found is None else self.join([found.short_id])
                 text = f"{_dash(uid):>6} {_dash(euid):>6} {user:<10} {container:<12} {text}"
         if entry.proc is not None:
             text = " ".join(filter(None, [text, *self._proc_text(entry.proc)]))
