@@ -130,7 +130,7 @@ MUTATIONS = [
     Mutation(
         "a line written while Ctrl-C is not held off",
         "one event is one line",
-        "pyprocconn/command/output.py",
+        "pyprocconn/command/sink.py",
         "        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)\n",
         "        held = signal.pthread_sigmask(signal.SIG_BLOCK, set())\n",
         ("tests/test_sink.py",),

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from pyprocconn.command.output import PENDING_MAX, Sink
+from pyprocconn.command.sink import PENDING_MAX, Sink
 
 
 class Writes(io.StringIO):

@@ -16,7 +16,8 @@ from pyprocconn import procfs
 from pyprocconn.command import options
 from pyprocconn.command.follow import Descendants
 from pyprocconn.command.modes import Mode, RawMode, TableMode, follow
-from pyprocconn.command.output import JsonFormat, Output, Sink, TextFormat
+from pyprocconn.command.output import JsonFormat, Output, TextFormat
+from pyprocconn.command.sink import Sink
 from pyprocconn.priority import raise_priority, shorten_slice
 from pyprocconn.processes import DEFAULT_MAX_ARGV
 
