@@ -82,24 +82,16 @@ def _unprivileged_subscription() -> str:
     """Whether a process with no privilege can subscribe (kernels 6.6+), tried as nobody."""
     if os.geteuid() != 0:
         return "this process is unprivileged: see above"
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:  # drop every privilege, then subscribe like anyone would
-        answer = b"yes"
-        try:
-            os.setgroups([])
-            os.setgid(_NOBODY)
-            os.setuid(_NOBODY)
-            ProcConnector(ack_timeout=1.0, rcvbuf=None).close()
-        except OSError as error:
-            answer = f"no ({error.strerror or error})".encode()
-        finally:
-            os.write(write_end, answer)
-            os._exit(0)
-    os.close(write_end)
-    os.waitpid(child, 0)
-    with os.fdopen(read_end, "rb") as pipe:
-        return pipe.read().decode() or "unknown (the test process failed)"
+    tried = _in_a_child(_subscribe_as_nobody)
+    return "yes" if not tried.error else f"no ({tried.error})"
+
+
+def _subscribe_as_nobody() -> None:
+    """Drop every privilege, then subscribe like anyone would (in a child: see _in_a_child)."""
+    os.setgroups([])
+    os.setgid(_NOBODY)
+    os.setuid(_NOBODY)
+    ProcConnector(ack_timeout=1.0, rcvbuf=None).close()
 
 
 class _Tried(NamedTuple):
@@ -170,7 +162,7 @@ def _others_exe() -> str:
 def privileges() -> list[tuple[str, str]]:
     """What this process may do beyond subscribing, tried (not read off capability bits)."""
     lines = [("other users' exe and cwd", _others_exe())]
-    tried = _in_a_child(lambda: os.setpriority(os.PRIO_PROCESS, 0, -20))  # the highest
+    tried = _in_a_child(lambda: priority.raise_priority(priority.HIGHEST_NICE))
     if not tried.error:
         said = "yes"
     elif tried.errno in _REFUSED:
@@ -178,9 +170,9 @@ def privileges() -> list[tuple[str, str]]:
     else:
         said = f"unknown ({tried.error})"
     lines.append(("raise priority (nice -20, -r)", said))
-    tried = _in_a_child(priority.shorten_slice)
-    granted = tried.result if not tried.error else "None"
-    said = f"{float(granted) * 1e3:g} ms (no privilege needed)" if granted != "None" else "no"
+    tried = _in_a_child(priority.shorten_slice)  # the slice granted, or None
+    granted = None if tried.error or tried.result == "None" else float(tried.result)
+    said = "no" if granted is None else f"{granted * 1e3:g} ms (no privilege needed)"
     lines.append(("shortest time slice", said))
     return lines
 

@@ -26,6 +26,7 @@ try:
 except ImportError:  # a layer generated from the three connector headers only
     sched_types = unistd_64 = None  # type: ignore[assignment]
 
+HIGHEST_NICE: Final = -20  # the nice value that weighs most (setpriority(2))
 # The kernel's least slice for a fair task (it clamps to 0.1 ms .. 100 ms).
 SHORTEST_SLICE: Final = 100e-6
 # unistd_64.h numbers x86-64's 64-bit system calls; elsewhere they mean other calls.
@@ -39,9 +40,10 @@ _FAIR_POLICIES: Final = (os.SCHED_OTHER, os.SCHED_BATCH)
 
 
 def raise_priority(nice: int | None = None, realtime: bool = False) -> None:
-    """Run the calling thread at ``nice`` (-20 is the highest) or under ``SCHED_FIFO``, so the
-    exec capture wins the race with short-lived processes. Needs CAP_SYS_NICE (or a fitting
-    RLIMIT_NICE / RLIMIT_RTPRIO): raises :class:`PermissionError` without it."""
+    """Run the calling thread at ``nice`` (``HIGHEST_NICE`` weighs most) or under
+    ``SCHED_FIFO``, so the exec capture wins the race with short-lived processes. Needs
+    CAP_SYS_NICE (or a fitting RLIMIT_NICE / RLIMIT_RTPRIO): raises :class:`PermissionError`
+    without it."""
     if realtime:
         priority = os.sched_get_priority_max(os.SCHED_FIFO)
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))

@@ -69,6 +69,7 @@ class _Capture(NamedTuple):
     cwd: str | None = None
     cgroup: str | None = None
     container: Container | None = None
+    ids: tuple[int, int, int, int] | None = None  # uid, euid, gid, egid
     ns_pid: int | None = None
     pid_ns: int | str | None = None  # procfs.REFUSED: may not look
 
@@ -103,18 +104,30 @@ def _cgroup(pid: int) -> tuple[str | None, Container | None]:
     return (paths[0], containers.container_of(paths)) if paths else (None, None)
 
 
-def _pid_namespace(pid: int) -> tuple[int | None, int | str | None]:
-    """(the pid in its own pid namespace, that namespace's inode); None where gone, the
-    namespace ``procfs.REFUSED`` where this process may not look (another user's process)."""
-    status = procfs.read(f"/proc/{pid}/status") or b""
-    found = [line for line in status.splitlines() if line.startswith(b"NSpid:")]
-    ns_pid = int(found[0].split()[-1]) if found else None
+def _status(pid: int) -> tuple[tuple[int, int, int, int] | None, int | None]:
+    """From one read of ``/proc/PID/status``: (uid, euid, gid, egid), and the pid as its own
+    pid namespace numbers it (``NSpid``'s last); None where gone."""
+    fields = dict(
+        line.split(b":", 1) for line in (procfs.read(f"/proc/{pid}/status") or b"").splitlines()
+    )
     try:
-        return ns_pid, os.stat(f"/proc/{pid}/ns/pid").st_ino
+        uid, euid = (int(v) for v in fields[b"Uid"].split()[:2])
+        gid, egid = (int(v) for v in fields[b"Gid"].split()[:2])
+    except (KeyError, ValueError):
+        return None, None
+    ns_pid = fields.get(b"NSpid")
+    return (uid, euid, gid, egid), int(ns_pid.split()[-1]) if ns_pid else None
+
+
+def _pid_namespace(pid: int) -> int | str | None:
+    """The inode of the process's pid namespace; None where gone, ``procfs.REFUSED`` where
+    this process may not look (another user's process)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
     except PermissionError:
-        return ns_pid, procfs.REFUSED
+        return procfs.REFUSED
     except OSError:
-        return ns_pid, None
+        return None
 
 
 class ProcessTable:
@@ -216,9 +229,7 @@ class ProcessTable:
         start_ns = found.starttime * _TICK_NS - offset
         process = Process(pid, found.ppid, start_ns, origin, comm=found.comm, sid=found.session)
         process.kernel_thread = bool(found.flags & 0x00200000)  # PF_KTHREAD
-        capture = self._capture(pid)
-        self._apply(process, capture)
-        self._read_ids(process)
+        self._apply(process, self._capture(pid), ids=True)
         return process
 
     def _read_cmdline(self, pid: int) -> bytes | None:
@@ -231,14 +242,16 @@ class ProcessTable:
         return _Capture(
             raw,
             os.fsdecode(comm.removesuffix(b"\n")) if comm is not None else None,
-            procfs.link_or_why(f"/proc/{pid}/exe"),
-            procfs.link_or_why(f"/proc/{pid}/cwd"),
+            procfs.link(f"/proc/{pid}/exe"),
+            procfs.link(f"/proc/{pid}/cwd"),
             *_cgroup(pid),
-            *_pid_namespace(pid),
+            *_status(pid),
+            _pid_namespace(pid),
         )
 
-    def _apply(self, process: Process, capture: _Capture) -> None:
-        """Fill a new (not yet handed out) process from a capture."""
+    def _apply(self, process: Process, capture: _Capture, ids: bool) -> None:
+        """Fill a new (not yet handed out) process from a capture (its ids too with ``ids``:
+        after an exec they carry over, and the id events keep them)."""
         raw = capture.cmdline
         if raw is not None and len(raw) > self.max_argv:
             raw, process.argv_truncated = raw[: self.max_argv], True
@@ -259,18 +272,8 @@ class ProcessTable:
         if ns_pid is not None or pid_ns is not None:  # else (gone): as before its exec
             process.ns_pid = ns_pid
             process.pid_ns = pid_ns if isinstance(pid_ns, int) else None
-
-    @staticmethod
-    def _read_ids(process: Process) -> None:
-        status = procfs.read(f"/proc/{process.pid}/status") or b""
-        for line in status.splitlines():
-            key, _, value = line.partition(b":")
-            if key in (b"Uid", b"Gid"):
-                real, effective = (int(v) for v in value.split()[:2])
-                if key == b"Uid":
-                    process.uid, process.euid = real, effective
-                else:
-                    process.gid, process.egid = real, effective
+        if ids and capture.ids is not None:
+            process.uid, process.euid, process.gid, process.egid = capture.ids
 
     def _hold(self, process: Process) -> None:
         """Keep a process, unless the table is full (a new pid then is not followed)."""
@@ -395,9 +398,7 @@ class ProcessTable:
         else:  # ids, parent and session carry over; what exec changes is read
             process = _derived(old, {"comm": None, "argv_truncated": False, "complete": True})
         process.exec_ns = event.timestamp_ns
-        self._apply(process, capture)
-        if old is None or old.uid is None:
-            self._read_ids(process)
+        self._apply(process, capture, ids=old is None or old.uid is None)
         if not process.argv:
             process.complete = False
             self.incomplete += 1

@@ -38,17 +38,10 @@ def read(path: str, limit: int = -1) -> bytes | None:
         return None
 
 
+REFUSED = "refused"  # what link says when /proc denied it (not: gone)
+
+
 def link(path: str) -> str | None:
-    try:
-        return os.readlink(path)
-    except OSError:
-        return None
-
-
-REFUSED = "refused"  # what link_or_why says when /proc denied it (not: gone)
-
-
-def link_or_why(path: str) -> str | None:
     """The link's target; :data:`REFUSED` when this process may not read it (another user's
     process without CAP_SYS_PTRACE); None when it is gone (or the process is)."""
     try:

@@ -16,8 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.project_copy import copy_project
+
 ROOT = Path(__file__).resolve().parent.parent
-_CACHES = shutil.ignore_patterns("__pycache__", "*.pyc")
 OTHER_PYTHONS = ("3.10", "3.13")  # requires-python's floor, and the newest here
 ON_EVERY_PYTHON = (
     "tests/test_parse.py",
@@ -51,9 +52,11 @@ def _on(version: str) -> bool:
         return True
     with tempfile.TemporaryDirectory(prefix=f"pyprocconn-py{version}-") as scratch:
         venv = Path(scratch) / "venv"
-        # The tests run from a copy beside the venv: from ROOT, "python -m" would import ROOT's
+        # Built and tested from a copy beside the venv: building in ROOT leaves a build/ whose
+        # stale files a later build installs, and from ROOT "python -m" would import ROOT's
         # package before the installed one.
-        shutil.copytree(ROOT / "tests", Path(scratch) / "tests", ignore=_CACHES)
+        source = copy_project(Path(scratch))
+        shutil.copytree(source / "tests", Path(scratch) / "tests")
         steps = [
             [python, "-m", "venv", str(venv)],
             [
@@ -61,7 +64,7 @@ def _on(version: str) -> bool:
                 "install",
                 "-q",
                 "--disable-pip-version-check",
-                str(ROOT),
+                str(source),
                 "pytest>=8",
                 "pytest-timeout>=2.3",
                 "hypothesis>=6.100",

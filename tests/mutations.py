@@ -536,8 +536,8 @@ MUTATIONS = [
         "the working directory read from the root link",
         "the record says where it runs",
         "pyprocconn/processes.py",
-        'procfs.link_or_why(f"/proc/{pid}/cwd")',
-        'procfs.link_or_why(f"/proc/{pid}/root")',
+        'procfs.link(f"/proc/{pid}/cwd")',
+        'procfs.link(f"/proc/{pid}/root")',
         (
             f"{RECORD}::test_an_exec_records_where_it_runs",
             f"{VALUES}::test_ids_and_user_names_are_the_processes_own",

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_LEFT_OUT = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info")
+_LEFT_OUT = shutil.ignore_patterns(".git", ".venv", "build", "__pycache__", "*.egg-info")
 
 
 def copy_project(into: Path) -> Path:

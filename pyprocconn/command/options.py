@@ -7,7 +7,7 @@ import pwd
 from collections.abc import Callable
 
 import pyprocconn as pc
-from pyprocconn.priority import SHORTEST_SLICE
+from pyprocconn.priority import HIGHEST_NICE, SHORTEST_SLICE
 from pyprocconn.processes import DEFAULT_MAX_ARGV, FOLLOWED_EVENTS
 
 # Every event type the generated layer has a class for (new ones too), by its short name.
@@ -16,7 +16,7 @@ MAX_SECONDS = 10**9  # about 31 years: longer is a typo, and time arithmetic ove
 # The nice value the command asks for by default (best effort: needs CAP_SYS_NICE), with the
 # shortest time slice: the exec capture then wins the race with short-lived processes
 # (benchmarks.capture measures it).
-DEFAULT_NICE = -20
+DEFAULT_NICE = HIGHEST_NICE
 
 
 def _event_mask(text: str) -> pc.EventType:
