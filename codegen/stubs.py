@@ -56,7 +56,9 @@ def event_types() -> str:
     for spec in layout.EVENTS.values():
         cls = events.EVENT_CLASSES[spec.what]
         bases = [base.__name__ for base in cls.__bases__[1:]]  # past the namedtuple
-        own = [(f.name, "str" if f.is_text else "int") for f in spec.fields]
+        late = spec.late_fields  # None on a kernel older than the headers
+        kinds = [(f.name, "str" if f.is_text else "int") for f in spec.fields]
+        own = [(name, kind + (" | None" if name in late else "")) for name, kind in kinds]
         lines += [
             "",
             f"class {cls.__name__}({', '.join(bases)}):",
@@ -68,7 +70,7 @@ def event_types() -> str:
             "        what: int,",
             "        cpu: int,",
             "        timestamp_ns: int,",
-            *(f"        {name}: {kind} | None = ...," for name, kind in own),
+            *(f"        {name}: {kind} | None = ...," for name, kind in kinds),
             f"    ) -> {cls.__name__}: ...",
             f"    def _replace(self, **changes: Any) -> {cls.__name__}: ...",
         ]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pyprocconn._own_names import OwnNames
 from pyprocconn.events import EventsLost
 
 if TYPE_CHECKING:
     from pyprocconn.events import ProcEvent
 
 
-class Error(Exception):
+class Error(Exception, metaclass=OwnNames):
     """Base class of every exception pyprocconn defines."""
 
 

@@ -13,9 +13,10 @@ import os
 import signal
 from collections import namedtuple
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 
 from pyprocconn import layout
+from pyprocconn._own_names import OwnNames
 
 if TYPE_CHECKING:
     # Generated from the layer (codegen.stubs): every member and event class, typed.
@@ -24,15 +25,31 @@ if TYPE_CHECKING:
 
 else:
 
-    def _from_name(cls: Any, name: str) -> Any:
-        """The member called ``name`` in any case: ``"exec"``, ``"EXEC"``."""
-        try:
-            return cls[name.upper()]
-        except KeyError:
-            choices = ", ".join(member.lower() for member in cls.__members__)
-            raise ValueError(f"unknown event type {name!r} (choose from {choices})") from None
+    class _Members(type(enum.IntFlag)):
+        def __dir__(cls) -> list[str]:
+            return [*cls.__members__, "from_name", "from_names"]  # as OwnNames
 
-    EventType = enum.IntFlag(
+    class _EventBits(enum.IntFlag, metaclass=_Members):
+        @classmethod
+        def from_name(cls, name: str) -> Any:
+            """The member called ``name`` in any case: ``"exec"``, ``"EXEC"``."""
+            try:
+                return cls[name.upper()]
+            except KeyError:
+                choices = ", ".join(member.lower() for member in cls.__members__)
+                raise ValueError(f"unknown event type {name!r} (choose from {choices})") from None
+
+        @classmethod
+        def from_names(cls, names: str) -> Any:
+            """The mask of comma-separated names: ``"exec,exit"``; ``"all"`` for every event."""
+            mask = cls(0)
+            for name in filter(None, (part.strip() for part in names.split(","))):
+                mask |= cls.from_name(name)
+            if not mask:
+                raise ValueError(f"no event type in {names!r}")
+            return mask
+
+    EventType = _EventBits(
         "EventType",
         {
             **{
@@ -45,18 +62,6 @@ else:
     EventType.__doc__ = (
         "The kernel's event bits (``enum proc_cn_event``); also a subscription mask."
     )
-
-    def _from_names(cls: Any, names: str) -> Any:
-        """The mask of comma-separated names: ``"exec,exit"``; ``"all"`` for every event."""
-        mask = cls(0)
-        for name in filter(None, (part.strip() for part in names.split(","))):
-            mask |= cls.from_name(name)
-        if not mask:
-            raise ValueError(f"no event type in {names!r}")
-        return mask
-
-    EventType.from_name = classmethod(_from_name)
-    EventType.from_names = classmethod(_from_names)
 
 
 class ProcEvent:
@@ -143,6 +148,13 @@ DOCS: dict[str, str] = {
 }
 
 
+_HEAD_DOCS = {
+    "what": "The event's bit (``EventType``)",
+    "cpu": "The CPU the kernel sent it from",
+    "timestamp_ns": "CLOCK_MONOTONIC nanoseconds",
+}
+
+
 def _event_class(spec: layout.EventSpec) -> type[ProcEvent]:
     names = ["what", "cpu", "timestamp_ns", *(f.name for f in spec.fields)]
     # The event's own fields default to None, as when the kernel did not send them.
@@ -161,7 +173,14 @@ def _event_class(spec: layout.EventSpec) -> type[ProcEvent]:
         bases = (fields, behaviour, ProcEvent)
     c_type = f"struct {spec.member}" if spec.member != "ack" else "the ack struct"
     doc = DOCS.get(spec.name, f"The kernel's {spec.constant} event ({c_type}).")
-    return type(
+    for number, name in enumerate(("what", "cpu", "timestamp_ns")):
+        getattr(fields, name).__doc__ = f"{_HEAD_DOCS[name]} (item {number})"
+    for number, field in enumerate(spec.fields, start=3):
+        declared = "char[]" if field.is_text else field.ctype
+        late = "; None from a kernel older than the headers" * (field.name in spec.late_fields)
+        where = f"at byte {field.offset} of event_data.{spec.member}"
+        getattr(fields, field.name).__doc__ = f"{declared} {where} (item {number}){late}"
+    made = OwnNames(
         spec.class_name,
         bases,
         {
@@ -173,6 +192,7 @@ def _event_class(spec: layout.EventSpec) -> type[ProcEvent]:
             "SPEC": spec,
         },
     )
+    return cast("type[ProcEvent]", made)  # built from data, as the named tuple
 
 
 EVENT_CLASSES: dict[int, type[ProcEvent]] = {
@@ -182,14 +202,20 @@ EVENT_CLASSES: dict[int, type[ProcEvent]] = {
 _BY_CLASS_NAME = {cls.__name__: cls for cls in EVENT_CLASSES.values()}
 
 
-class _Unknown(NamedTuple):
+class _UnknownFields(NamedTuple):
     what: int
     cpu: int
     timestamp_ns: int
     data: bytes
 
 
-class UnknownEvent(_Unknown, ProcEvent):  # type: ignore[misc]  # _fields: its four
+for _number, _name in enumerate(_UnknownFields._fields):
+    getattr(
+        _UnknownFields, _name
+    ).__doc__ = f"{_HEAD_DOCS.get(_name, 'The event_data bytes the kernel sent')} (item {_number})"
+
+
+class UnknownEvent(_UnknownFields, ProcEvent, metaclass=OwnNames):  # type: ignore[misc]  # _fields: its four
     """An event type the generated layer does not know (a newer kernel): its raw
     ``event_data`` bytes, as many as the kernel sent."""
 
@@ -198,15 +224,23 @@ class UnknownEvent(_Unknown, ProcEvent):  # type: ignore[misc]  # _fields: its f
     NAME = "unknown"
 
 
-class EventsLost(NamedTuple):
+class _EventsLostFields(NamedTuple):
+    lost: int | None
+    cpu: int | None = None
+
+
+_EventsLostFields.lost.__doc__ = "How many events, or None: the kernel did not say (item 0)"
+_EventsLostFields.cpu.__doc__ = "The CPU whose events were lost, or None: not known (item 1)"
+
+
+class EventsLost(_EventsLostFields, metaclass=OwnNames):
     """Not a kernel event: where the stream lost events (yielded by the iterators).
 
     ``lost`` is exact when known (per-CPU sequence gap of ``cpu`` on an all-events
     subscription), None when the kernel only reported an overrun.
     """
 
-    lost: int | None
-    cpu: int | None = None
+    __slots__ = ()
 
     def __str__(self) -> str:
         if self.lost is None:

@@ -140,6 +140,14 @@ class EventSpec:
     constant: str  # "PROC_EVENT_FORK"
     member: str  # "fork"
     fields: tuple[Field, ...]
+    # Bytes of event_data every kernel with this event sends: the kernel sends its whole union,
+    # so what lies within another member's size came with it. A field past that may be an
+    # addition an older kernel lacks, and comes as None there (the stubs type it so).
+    always_sent: int = 0
+
+    @property
+    def late_fields(self) -> tuple[str, ...]:
+        return tuple(field.name for field in self.fields if field.end > self.always_sent)
 
     @property
     def class_name(self) -> str:
@@ -207,7 +215,8 @@ def _event_specs() -> dict[int, EventSpec]:
         constant = names[what]
         short = "ack" if what == 0 else constant.removeprefix("PROC_EVENT_").lower()
         fields = tuple(_flatten(_MEMBERS[member], 0, short))
-        specs[what] = EventSpec(what, short, constant, member, fields)
+        others = [ctypes.sizeof(record) for name, record in _MEMBERS.items() if name != member]
+        specs[what] = EventSpec(what, short, constant, member, fields, max(others, default=0))
     return specs
 
 

@@ -5,6 +5,7 @@ program with a misspelt field, event type or name fails it. The public face is o
 from __future__ import annotations
 
 import ast
+import pydoc
 import re
 import subprocess
 import sys
@@ -116,3 +117,20 @@ def test_the_seed_names_are_the_modules_own() -> None:
         else:
             assert isinstance(value, (int, dict)), name  # constants, EVENT_DATA_MEMBERS
     assert pc.PROC_EVENT_FORK == kernel.cn_proc.PROC_EVENT_FORK
+
+
+def test_help_is_a_page_of_this_package_not_of_the_builtins() -> None:
+    # help() lists dir() of each class: the events, EventType, EventsLost and the errors show
+    # their own names (fields with their C type and offset), not tuple's, int's, Exception's.
+    page = pydoc.render_doc(pc, renderer=pydoc.plaintext)
+    for boilerplate in ("inherited from builtins.", "Alias for field number"):
+        assert boilerplate not in page, boilerplate
+    for name in getattr(pc, "__all__"):  # noqa: B009
+        assert re.search(rf"\b{name}\b", page), name
+    assert "c_uint at byte 8 of event_data.exit (item 5)" in page  # ExitEvent.exit_code
+    assert len(page.splitlines()) < 1600  # was 3,317 lines, 2,300 of them boilerplate
+    # Instances keep every name: only the class listing is the package's own.
+    fork = pc.ForkEvent(1, 0, 0, 1, 1, 2, 2)
+    assert {"count", "_asdict", "child_pid"} <= set(dir(fork))
+    assert "count" not in dir(pc.ForkEvent) and "child_pid" in dir(pc.ForkEvent)
+    assert dir(pc.EventType) == sorted([*pc.EventType.__members__, "from_name", "from_names"])
