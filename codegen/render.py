@@ -214,6 +214,10 @@ def render(modules: list[HeaderModule], command: str) -> dict[str, str]:
         )
         for m in modules
     }
+    if any(m.records for m in modules):
+        files["_records.py"] = env.get_template("records.py.jinja").render(
+            command=command, generated=GENERATED
+        )
     files["__init__.py"] = env.get_template("init.py.jinja").render(
         modules=modules, command=command, generated=GENERATED
     )

@@ -93,6 +93,7 @@ def test_headers_without_the_scheduler_ones_give_a_layer_without_a_slice(tmp_pat
     kernel = copy / "pyprocconn" / "kernel"
     assert sorted(path.name for path in kernel.glob("*.py")) == [
         "__init__.py",
+        "_records.py",
         "cn_proc.py",
         "connector.py",
         "netlink.py",

@@ -6,6 +6,8 @@
 import ctypes
 from typing import ClassVar, Final
 
+from ._records import record_repr
+
 # enum proc_cn_mcast_op
 # Userspace sends this enum to register with the kernel that it is listening
 # for events on the connector.
@@ -40,25 +42,6 @@ PROC_EVENT_COREDUMP: Final = 0x40000000
 PROC_EVENT_EXIT: Final = 0x80000000
 
 
-def _record_repr(self: ctypes.Structure | ctypes.Union) -> str:
-    """``name(field=value, ...)``: records nested, char arrays as bytes, other arrays as lists.
-
-    A flexible array member (``data[]``) is left out: its bytes follow the record, outside it.
-    """
-    shown = [
-        f"{name}={_value_repr(getattr(self, name))}"
-        for name, ctype, *_ in self._fields_
-        if ctypes.sizeof(ctype) > 0
-    ]
-    return f"{type(self).__name__}({', '.join(shown)})"
-
-
-def _value_repr(value: object) -> str:
-    if isinstance(value, ctypes.Array):
-        return f"[{', '.join(_value_repr(item) for item in value)}]"
-    return repr(value)
-
-
 class proc_input(ctypes.Structure):
     """``struct proc_input``."""
 
@@ -72,7 +55,7 @@ class proc_input(ctypes.Structure):
         "mcast_op": "enum proc_cn_mcast_op",
         "event_type": "enum proc_cn_event",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class proc_event_event_data_ack(ctypes.Structure):
@@ -86,7 +69,7 @@ class proc_event_event_data_ack(ctypes.Structure):
     _docs_: ClassVar[dict[str, str]] = {
         "err": "__u32",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class fork_proc_event(ctypes.Structure):
@@ -108,7 +91,7 @@ class fork_proc_event(ctypes.Structure):
         "child_pid": "__kernel_pid_t",
         "child_tgid": "__kernel_pid_t",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class exec_proc_event(ctypes.Structure):
@@ -124,7 +107,7 @@ class exec_proc_event(ctypes.Structure):
         "process_pid": "__kernel_pid_t",
         "process_tgid": "__kernel_pid_t",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class id_proc_event_r(ctypes.Union):
@@ -143,7 +126,7 @@ class id_proc_event_r(ctypes.Union):
         "ruid": "__u32; task uid",
         "rgid": "__u32; task gid",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class id_proc_event_e(ctypes.Union):
@@ -162,7 +145,7 @@ class id_proc_event_e(ctypes.Union):
         "euid": "__u32",
         "egid": "__u32",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class id_proc_event(ctypes.Structure):
@@ -184,7 +167,7 @@ class id_proc_event(ctypes.Structure):
         "r": "anonymous union",
         "e": "anonymous union",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class sid_proc_event(ctypes.Structure):
@@ -200,7 +183,7 @@ class sid_proc_event(ctypes.Structure):
         "process_pid": "__kernel_pid_t",
         "process_tgid": "__kernel_pid_t",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class ptrace_proc_event(ctypes.Structure):
@@ -222,7 +205,7 @@ class ptrace_proc_event(ctypes.Structure):
         "tracer_pid": "__kernel_pid_t",
         "tracer_tgid": "__kernel_pid_t",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class comm_proc_event(ctypes.Structure):
@@ -241,7 +224,7 @@ class comm_proc_event(ctypes.Structure):
         "process_tgid": "__kernel_pid_t",
         "comm": "char[16]",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class coredump_proc_event(ctypes.Structure):
@@ -263,7 +246,7 @@ class coredump_proc_event(ctypes.Structure):
         "parent_pid": "__kernel_pid_t",
         "parent_tgid": "__kernel_pid_t",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class exit_proc_event(ctypes.Structure):
@@ -291,7 +274,7 @@ class exit_proc_event(ctypes.Structure):
         "parent_pid": "__kernel_pid_t",
         "parent_tgid": "__kernel_pid_t",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class proc_event_event_data(ctypes.Union):
@@ -331,7 +314,7 @@ class proc_event_event_data(ctypes.Union):
         "coredump": "struct coredump_proc_event",
         "exit": "struct exit_proc_event",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class proc_event(ctypes.Structure):
@@ -354,7 +337,7 @@ class proc_event(ctypes.Structure):
         "timestamp_ns": "__u64; __attribute__((aligned(8))); Number of nano seconds since system boot",
         "event_data": "anonymous union; must be last field of proc_event struct",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 # Which member of proc_event.event_data each event type fills.

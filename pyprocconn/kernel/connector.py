@@ -6,6 +6,8 @@
 import ctypes
 from typing import ClassVar, Final
 
+from ._records import record_repr
+
 # Process Events connector unique ids -- used for message routing
 CN_IDX_PROC: Final = 0x1
 CN_VAL_PROC: Final = 0x1
@@ -33,25 +35,6 @@ CN_NETLINK_USERS: Final = 11  # Highest index + 1
 CONNECTOR_MAX_MSG_SIZE: Final = 16384
 
 
-def _record_repr(self: ctypes.Structure | ctypes.Union) -> str:
-    """``name(field=value, ...)``: records nested, char arrays as bytes, other arrays as lists.
-
-    A flexible array member (``data[]``) is left out: its bytes follow the record, outside it.
-    """
-    shown = [
-        f"{name}={_value_repr(getattr(self, name))}"
-        for name, ctype, *_ in self._fields_
-        if ctypes.sizeof(ctype) > 0
-    ]
-    return f"{type(self).__name__}({', '.join(shown)})"
-
-
-def _value_repr(value: object) -> str:
-    if isinstance(value, ctypes.Array):
-        return f"[{', '.join(_value_repr(item) for item in value)}]"
-    return repr(value)
-
-
 class cb_id(ctypes.Structure):
     """``struct cb_id``."""
 
@@ -65,7 +48,7 @@ class cb_id(ctypes.Structure):
         "idx": "__u32",
         "val": "__u32",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class cn_msg(ctypes.Structure):
@@ -93,7 +76,7 @@ class cn_msg(ctypes.Structure):
         "flags": "__u16",
         "data": "__u8[]",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 __all__ = [

@@ -6,6 +6,8 @@
 import ctypes
 from typing import ClassVar, Final
 
+from ._records import record_repr
+
 NETLINK_ROUTE: Final = 0  # Routing/device hook
 NETLINK_UNUSED: Final = 1  # Unused number
 NETLINK_USERSOCK: Final = 2  # Reserved for user mode socket protocols
@@ -237,25 +239,6 @@ __NL_POLICY_TYPE_ATTR_MAX: Final = 13
 NL_POLICY_TYPE_ATTR_MAX: Final = 12  # C: __NL_POLICY_TYPE_ATTR_MAX - 1
 
 
-def _record_repr(self: ctypes.Structure | ctypes.Union) -> str:
-    """``name(field=value, ...)``: records nested, char arrays as bytes, other arrays as lists.
-
-    A flexible array member (``data[]``) is left out: its bytes follow the record, outside it.
-    """
-    shown = [
-        f"{name}={_value_repr(getattr(self, name))}"
-        for name, ctype, *_ in self._fields_
-        if ctypes.sizeof(ctype) > 0
-    ]
-    return f"{type(self).__name__}({', '.join(shown)})"
-
-
-def _value_repr(value: object) -> str:
-    if isinstance(value, ctypes.Array):
-        return f"[{', '.join(_value_repr(item) for item in value)}]"
-    return repr(value)
-
-
 class sockaddr_nl(ctypes.Structure):
     """``struct sockaddr_nl``."""
 
@@ -275,7 +258,7 @@ class sockaddr_nl(ctypes.Structure):
         "nl_pid": "__u32; port ID",
         "nl_groups": "__u32; multicast groups mask",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class nlmsghdr(ctypes.Structure):
@@ -308,7 +291,7 @@ class nlmsghdr(ctypes.Structure):
         "nlmsg_seq": "__u32; Sequence number",
         "nlmsg_pid": "__u32; Sending process port ID",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class nlmsgerr(ctypes.Structure):
@@ -324,7 +307,7 @@ class nlmsgerr(ctypes.Structure):
         "error": "int",
         "msg": "struct nlmsghdr",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class nl_pktinfo(ctypes.Structure):
@@ -335,7 +318,7 @@ class nl_pktinfo(ctypes.Structure):
     _docs_: ClassVar[dict[str, str]] = {
         "group": "__u32",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class nl_mmap_req(ctypes.Structure):
@@ -357,7 +340,7 @@ class nl_mmap_req(ctypes.Structure):
         "nm_frame_size": "unsigned int",
         "nm_frame_nr": "unsigned int",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class nl_mmap_hdr(ctypes.Structure):
@@ -385,7 +368,7 @@ class nl_mmap_hdr(ctypes.Structure):
         "nm_uid": "__u32",
         "nm_gid": "__u32",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class nlattr(ctypes.Structure):
@@ -401,7 +384,7 @@ class nlattr(ctypes.Structure):
         "nla_len": "__u16",
         "nla_type": "__u16",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class nla_bitfield32(ctypes.Structure):
@@ -430,7 +413,7 @@ class nla_bitfield32(ctypes.Structure):
         "value": "__u32",
         "selector": "__u32",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 # Not translated: object-like macros that are not integer constant expressions here.

@@ -6,27 +6,10 @@
 import ctypes
 from typing import ClassVar, Final
 
+from ._records import record_repr
+
 SCHED_ATTR_SIZE_VER0: Final = 48  # sizeof first published struct
 SCHED_ATTR_SIZE_VER1: Final = 56  # add: util_{min,max}
-
-
-def _record_repr(self: ctypes.Structure | ctypes.Union) -> str:
-    """``name(field=value, ...)``: records nested, char arrays as bytes, other arrays as lists.
-
-    A flexible array member (``data[]``) is left out: its bytes follow the record, outside it.
-    """
-    shown = [
-        f"{name}={_value_repr(getattr(self, name))}"
-        for name, ctype, *_ in self._fields_
-        if ctypes.sizeof(ctype) > 0
-    ]
-    return f"{type(self).__name__}({', '.join(shown)})"
-
-
-def _value_repr(value: object) -> str:
-    if isinstance(value, ctypes.Array):
-        return f"[{', '.join(_value_repr(item) for item in value)}]"
-    return repr(value)
 
 
 class sched_param(ctypes.Structure):
@@ -37,7 +20,7 @@ class sched_param(ctypes.Structure):
     _docs_: ClassVar[dict[str, str]] = {
         "sched_priority": "int",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 class sched_attr(ctypes.Structure):
@@ -165,7 +148,7 @@ class sched_attr(ctypes.Structure):
         "sched_util_min": "__u32; Utilization hints",
         "sched_util_max": "__u32",
     }
-    __repr__ = _record_repr
+    __repr__ = record_repr
 
 
 __all__ = [
