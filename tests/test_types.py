@@ -122,7 +122,7 @@ def test_the_seed_names_are_the_modules_own() -> None:
 def test_help_is_a_page_of_this_package_not_of_the_builtins() -> None:
     # help() lists dir() of each class: the events, EventType, EventsLost and the errors show
     # their own names (fields with their C type and offset), not tuple's, int's, Exception's.
-    page = pydoc.render_doc(pc, renderer=pydoc.plaintext)
+    page = pydoc.plain(pydoc.render_doc(pc))
     for boilerplate in ("inherited from builtins.", "Alias for field number"):
         assert boilerplate not in page, boilerplate
     for name in getattr(pc, "__all__"):  # noqa: B009
