@@ -1,5 +1,5 @@
-"""``python -m benchmarks``: the decoder and live benchmarks (:mod:`benchmarks.live`, where the
-harness lives, so that the modules sharing it import it once)."""
+"""``python -m benchmarks``: the decoder and live benchmarks (:mod:`benchmarks.live`; the harness
+the live benchmarks share is :mod:`benchmarks.harness`)."""
 
 import sys
 

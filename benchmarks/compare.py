@@ -20,14 +20,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from benchmarks.live import (
-    HERE,
-    Listener,
-    LiveRound,
-    build,
-    live,
-    parse_consumer,
-)
+from benchmarks.harness import HERE, Listener, build
+from benchmarks.storm_round import LiveRound, live, parse_consumer
 
 DECODE = """
 import json, sys, time, statistics
