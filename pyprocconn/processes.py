@@ -26,8 +26,9 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from pyprocconn import containers, procfs
 from pyprocconn.connector import DEFAULT_RCVBUF, ProcConnector
@@ -53,10 +54,19 @@ _SAME_START_NS = 2 * _TICK_NS  # a fork this close to a snapshot's start time is
 DEFAULT_MAX_ARGV = 4096  # bytes of a command line kept per process
 _GONE_KEPT = 4096  # processes a rescan found gone, kept for an exit still queued
 GATHER = 0.01  # seconds forks and exits may gather after a wake-up (see ProcessTable.linger)
-# Seconds after an exec during which the table takes every event as it comes: under a storm
-# of execs a listener that lingered, even one woken at once by each exec, read fewer command
-# lines (1,874-1,952 of 2,000 against 1,979-1,992, benchmarks.capture's exec storm).
+# Lingering (waiting for company on the doorbell) also decides when the listener wakes: it
+# sleeps through a process's fork and wakes at its exec, and a task that has slept preempts the
+# running one at once (EEVDF gives it its place back), where one woken 0.2 ms earlier for the
+# fork is still short of it and waits for the exec'd process to yield: 1 ms, /bin/true is gone.
+# Paced execs (2 ms apart): worst round 278-290 of 300 without, 298-299 with. Under a storm of
+# execs the listener never sleeps that long, and lingering read fewer command lines (worst
+# 1,945 of 2,000 against 1,973-1,987). So the table takes events as they come while any of the
+# last EXECS_COUNTED execs came within EXECS_CLOSE of the one before (and one came in the last
+# EXECS_RECENT seconds), and lingers otherwise (benchmarks.capture, interleaved rounds).
+EXECS_CLOSE = 0.001
+EXECS_COUNTED = 8
 EXECS_RECENT = 0.1
+_EXECS_CLOSE_NS = int(EXECS_CLOSE * 1e9)
 _MAX_PENDING_CAPTURES = 4096  # captures whose exec never came are forgotten past this
 
 
@@ -194,6 +204,7 @@ class ProcessTable:
         self._unsynced: list[EventsLost] = []  # losses not rescanned for yet
         self._next_rescan = 0.0  # time.monotonic() from which a rescan may run
         self._last_exec = -EXECS_RECENT  # time.monotonic() of the last batch with an exec
+        self._exec_times: deque[int] = deque(maxlen=EXECS_COUNTED + 1)  # timestamp_ns, newest last
         # Gone from /proc at a rescan: an exit still queued then is shown with its process.
         self._gone: dict[int, Process] = {}
         if snapshot:
@@ -288,20 +299,19 @@ class ProcessTable:
         looked at, then the rest of what /proc has (call it as soon as a batch is in hand;
         :meth:`update` does the rest)."""
         items = batch if isinstance(batch, Sequence) else list(batch)
-        pids = [
-            item.process_tgid  # type: ignore[union-attr]
-            for item in items
-            if getattr(item, "NAME", "") == "exec"
-        ]
-        if not pids:
+        named = [item for item in items if getattr(item, "NAME", "") == "exec"]
+        execs = cast("list[ExecEvent]", named)
+        if not execs:
             return
-        self._last_exec = time.monotonic()
+        pids = [item.process_tgid for item in execs]
         if len(items) > self.capture_limit:
             self.skipped += len(pids)
-            return
-        cmdlines = [self._read_cmdline(pid) for pid in pids]  # the race is with these
-        for pid, cmdline in zip(pids, cmdlines, strict=True):
-            self._captured[pid] = self._capture(pid, cmdline)
+        else:
+            cmdlines = [self._read_cmdline(pid) for pid in pids]  # the race is with these
+            for pid, cmdline in zip(pids, cmdlines, strict=True):
+                self._captured[pid] = self._capture(pid, cmdline)
+        self._last_exec = time.monotonic()
+        self._exec_times.extend(event.timestamp_ns for event in execs)
 
     def feed(self, batch: Sequence[ProcEvent | EventsLost]) -> list[Record]:
         """What a batch from the connector tells: command lines of execs read first
@@ -500,11 +510,17 @@ class ProcessTable:
 
     # -- its own loop ----------------------------------------------------------------------------
     def linger(self) -> float:
-        """Seconds the next receive may let events gather (``recv_batch(linger=...)``): none
-        while execs come (their /proc is read at once: a process that lives half a millisecond
-        is gone after a 1 ms linger), ``GATHER`` otherwise when the connector rings for execs
-        (``urgent``), so a storm of forks and exits costs a wake-up per batch, not per event."""
-        if self.conn.urgent is None or time.monotonic() - self._last_exec < EXECS_RECENT:
+        """Seconds the next receive may let events gather (``recv_batch(linger=...)``):
+        ``GATHER`` when the connector rings for execs (``urgent``: an exec ends the linger at
+        once), so a storm of forks and exits costs a wake-up per batch, not per event, and the
+        listener wakes at an exec rather than at the fork before it; none while execs come
+        closer than ``EXECS_CLOSE`` (see there)."""
+        if self.conn.urgent is None:
+            return 0.0
+        times = self._exec_times
+        if time.monotonic() - self._last_exec < EXECS_RECENT and any(
+            later - earlier < _EXECS_CLOSE_NS for earlier, later in itertools.pairwise(times)
+        ):
             return 0.0
         return GATHER
 

@@ -110,12 +110,12 @@ MUTATIONS = [
         ("tests/test_urgent_live.py::test_an_exec_ends_a_linger_at_once_and_is_in_the_batch",),
     ),
     Mutation(
-        "the table lingers while execs come",
+        "the table lingers while execs come close together",
         "an exec's /proc is read at once",
         "pyprocconn/processes.py",
-        "        self._last_exec = time.monotonic()\n",
+        "        self._exec_times.extend(event.timestamp_ns for event in execs)\n",
         "",
-        ("tests/test_urgent_live.py::test_the_table_lingers_only_while_no_exec_comes",),
+        ("tests/test_urgent_live.py::test_the_table_lingers_unless_execs_come_close_together",),
     ),
     Mutation(
         "an exit queued behind a rescan loses its process",
