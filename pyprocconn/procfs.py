@@ -29,13 +29,32 @@ class Stat(NamedTuple):
         return self.state in (b"Z", b"X")
 
 
+_CHUNK = 65536
+
+
 def read(path: str, limit: int = -1) -> bytes | None:
-    """The file's bytes (at most ``limit`` when given); None when it cannot be read."""
+    """The file's bytes (at most ``limit`` when given); None when it cannot be read.
+
+    ``os.open``/``os.read``, not ``open()``: half the cost (6.5 against 12.5 us a file, measured
+    on /proc/self/cmdline), and the exec capture reads four files before the process is gone."""
     try:
-        with open(path, "rb") as file:
-            return file.read(limit)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        chunks = []
+        while limit != 0:
+            chunk = os.read(fd, _CHUNK if limit < 0 else min(limit, _CHUNK))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if limit > 0:
+                limit -= len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 REFUSED = "refused"  # what link says when /proc denied it (not: gone)
