@@ -115,7 +115,7 @@ class TableMode:
         text: TextFormat | None,
     ) -> None:
         self.table = ProcessTable(conn, max_argv=args.max_argv)
-        self.linger = self.table.linger  # none while execs come (see ProcessTable.linger)
+        self.linger = self.table.linger  # see ProcessTable.linger
         self.tree, self.shows, self.commands, self.text = tree, shows, commands, text
         self.threads = args.threads
         self.matching = Matching(args.user, args.cgroup, args.container)
