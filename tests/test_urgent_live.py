@@ -93,13 +93,9 @@ def test_the_table_lingers_unless_execs_come_close_together() -> None:
         if table.conn.urgent is None:
             assert table.linger() == 0.0
             return
-        assert table.linger() == GATHER
-        # One exec: the listener may sleep until the next (it wakes at an exec, not a fork).
-        child = subprocess.Popen(["/bin/sh", "-c", "exec /bin/sleep 0.3"])
-        _feed_until(table, child.pid, 1)
-        assert table.linger() == GATHER
-        child.wait()
-        # A burst of execs far closer than EXECS_CLOSE: every event is taken as it comes.
+        assert table.linger() == GATHER  # nothing fed: it wakes at an exec, not a fork
+        # A burst of execs far closer than EXECS_CLOSE: every event is taken as it comes. (Other
+        # programs' execs can only bring the gaps closer: the assertion holds beside them.)
         burst = subprocess.Popen([sys.executable, "-c", _EXEC_BURST])
         _feed_until(table, burst.pid, 40)
         assert table.linger() == 0.0
