@@ -35,6 +35,8 @@ from pyprocconn.wire import subscription_request
 DEFAULT_RCVBUF = 4 * 1024 * 1024
 # How long the iterators let events accumulate after a wake-up before reading them in one batch.
 DEFAULT_LINGER = 0.001
+# After a ring, how long to wait for its event here (it comes microseconds after the doorbell's).
+_RING_GRACE = 0.001
 # How long to wait for the kernel's answer to each form of the subscription request.
 DEFAULT_ACK_TIMEOUT = 1.0
 # The largest receive buffer to ask for: the kernel doubles it into an int.
@@ -157,8 +159,6 @@ class ProcConnector:
             self._poll.register(self._fd, select.POLLIN)
             if rcvbuf is not None:
                 self._set_rcvbuf(rcvbuf)
-            if urgent_mask is not None and layout.HAS_EVENT_FILTER:
-                self._ring_on(urgent_mask, ack_timeout)  # bound first: see _ring_on
             try:
                 _libc.bind_netlink(self._fd, connector.CN_IDX_PROC)
             except PermissionError as error:
@@ -168,6 +168,8 @@ class ProcConnector:
                     "(before 6.6): run as root",
                 ) from None
             self._subscribe(ack_timeout)
+            if urgent_mask is not None and self._kernel_filters:
+                self._ring_on(urgent_mask, ack_timeout)
         except BaseException:
             if self._doorbell is not None:
                 self._doorbell.close()
@@ -223,15 +225,11 @@ class ProcConnector:
     def _ring_on(self, urgent: int, ack_timeout: float) -> None:
         """A second socket, filtered by the kernel to the ``urgent`` types, that ends a linger
         the moment one of them comes (made only where the kernel filters per socket: one that
-        woke on everything would be no doorbell). It joins the group before this socket: the
-        kernel delivers to the newest member first, so the event is on this socket before the
-        doorbell rings (the other way round, a read after a ring could come back without it and
-        the exec wait for the next wake-up: 1-2 ms late, measured)."""
-        doorbell = ProcConnector(urgent, rcvbuf=None, ack_timeout=ack_timeout, linger=0.0)
-        if not doorbell._kernel_filters:
-            doorbell.close()
-            return
-        self._doorbell = doorbell
+        woke on everything would be no doorbell). It is the newer socket, and the kernel
+        delivers to the newest first: a ring may come a moment before this socket has the
+        event, so the read after a ring waits up to ``_RING_GRACE`` for it (without that wait
+        the exec would wait for the next wake-up)."""
+        self._doorbell = ProcConnector(urgent, rcvbuf=None, ack_timeout=ack_timeout, linger=0.0)
         self._urgent = frozenset(
             cls for what, cls in EVENT_CLASSES.items() if what & urgent == what and what
         )
@@ -247,7 +245,7 @@ class ProcConnector:
     def _linger_step(self, phase: int, linger: float, decoded_from: int) -> int:
         """Events come in bursts: take the burst in one go. After a read that emptied the
         socket, in ``phase`` 0 (the first) or 1 (after silencing the doorbell): wait, and say
-        the phase of the next read (2: the last), or -1 to end now."""
+        the phase of the next read (2: the last; 3: the last, after a ring), or -1 to end now."""
         doorbell = self._doorbell
         if doorbell is None:
             time.sleep(linger)
@@ -259,8 +257,7 @@ class ProcConnector:
             # that read is then caught by the read that follows.
             doorbell._silence()
             return 1
-        doorbell._wait(linger)
-        return 2
+        return 3 if doorbell._wait(linger) else 2
 
     def _urgent_in(self, start: int) -> bool:
         """Whether pending holds an urgent event from index ``start`` on."""
@@ -346,6 +343,11 @@ class ProcConnector:
                 continue
             if phase == 2:
                 return True
+            if phase == 3:  # the read after a ring: its event may be a moment behind
+                if self._urgent_in(decoded_from) or not self._wait(_RING_GRACE):
+                    return True
+                phase = 2
+                continue
             phase = self._linger_step(phase, linger, decoded_from)
             if phase < 0:
                 return True

@@ -27,6 +27,9 @@ class MalformedMessageError(Error, ValueError):
         self.offset = offset
         self.events: list[ProcEvent] = events if events is not None else []
 
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:  # pickle: every argument
+        return type(self), (str(self), self.offset, self.events)
+
 
 class OverrunError(Error):
     """The kernel dropped events because the receive buffer was full.
@@ -56,6 +59,9 @@ class OverrunError(Error):
         super().__init__(message)
         self.loss = EventsLost(lost, cpu)
         self.events: list[ProcEvent] = events if events is not None else []
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:  # pickle: every argument
+        return type(self), (self.lost, str(self), self.cpu, self.events)
 
     @property
     def lost(self) -> int | None:

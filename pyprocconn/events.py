@@ -176,7 +176,7 @@ def _event_class(spec: layout.EventSpec) -> type[ProcEvent]:
     for number, name in enumerate(("what", "cpu", "timestamp_ns")):
         getattr(fields, name).__doc__ = f"{_HEAD_DOCS[name]} (item {number})"
     for number, field in enumerate(spec.fields, start=3):
-        declared = "char[]" if field.is_text else field.ctype
+        declared = f"str from char[{field.size}]" if field.is_text else f"ctypes.{field.ctype}"
         late = "; None from a kernel older than the headers" * (field.name in spec.late_fields)
         where = f"at byte {field.offset} of event_data.{spec.member}"
         getattr(fields, field.name).__doc__ = f"{declared} {where} (item {number}){late}"

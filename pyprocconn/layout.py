@@ -141,8 +141,9 @@ class EventSpec:
     member: str  # "fork"
     fields: tuple[Field, ...]
     # Bytes of event_data every kernel with this event sends: the kernel sends its whole union,
-    # so what lies within another member's size came with it. A field past that may be an
-    # addition an older kernel lacks, and comes as None there (the stubs type it so).
+    # so what lies within another member's size came with it (if that member had its size
+    # already: the usual growth). A field past that may be an addition an older kernel lacks,
+    # and comes as None there (the stubs type it so); one within it comes as 0 (zero-filled).
     always_sent: int = 0
 
     @property

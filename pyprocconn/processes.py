@@ -54,19 +54,13 @@ _SAME_START_NS = 2 * _TICK_NS  # a fork this close to a snapshot's start time is
 DEFAULT_MAX_ARGV = 4096  # bytes of a command line kept per process
 _GONE_KEPT = 4096  # processes a rescan found gone, kept for an exit still queued
 GATHER = 0.01  # seconds forks and exits may gather after a wake-up (see ProcessTable.linger)
-# Lingering (waiting for company on the doorbell) also decides when the listener wakes: it
-# sleeps through a process's fork and wakes at its exec, and a task that has slept preempts the
-# running one at once (EEVDF gives it its place back), where one woken 0.2 ms earlier for the
-# fork is still short of it and waits for the exec'd process to yield: 1 ms, /bin/true is gone.
-# Paced execs (2 ms apart): worst round 278-290 of 300 without, 298-299 with. Under a storm of
-# execs the listener never sleeps that long, and lingering read fewer command lines (worst
-# 1,945 of 2,000 against 1,973-1,987). So the table takes events as they come while any of the
-# last EXECS_COUNTED execs came within EXECS_CLOSE of the one before (and one came in the last
-# EXECS_RECENT seconds), and lingers otherwise (benchmarks.capture, interleaved rounds).
-EXECS_CLOSE = 0.001
-EXECS_COUNTED = 8
-EXECS_RECENT = 0.1
+# When the table lingers decides when its listener wakes, and so the paced capture: see
+# ProcessTable.linger and the README's capture section for the measurements.
+EXECS_CLOSE = 0.001  # execs closer than this (seconds): a storm, take events as they come
+EXECS_COUNTED = 8  # ... looking at the gaps between this many recent execs
+EXECS_RECENT = 0.1  # ... that came within this many seconds
 _EXECS_CLOSE_NS = int(EXECS_CLOSE * 1e9)
+_EXECS_RECENT_NS = int(EXECS_RECENT * 1e9)
 _MAX_PENDING_CAPTURES = 4096  # captures whose exec never came are forgotten past this
 
 
@@ -203,7 +197,6 @@ class ProcessTable:
         self.resync_interval = resync_interval
         self._unsynced: list[EventsLost] = []  # losses not rescanned for yet
         self._next_rescan = 0.0  # time.monotonic() from which a rescan may run
-        self._last_exec = -EXECS_RECENT  # time.monotonic() of the last batch with an exec
         self._exec_times: deque[int] = deque(maxlen=EXECS_COUNTED + 1)  # timestamp_ns, newest last
         # Gone from /proc at a rescan: an exit still queued then is shown with its process.
         self._gone: dict[int, Process] = {}
@@ -310,7 +303,6 @@ class ProcessTable:
             cmdlines = [self._read_cmdline(pid) for pid in pids]  # the race is with these
             for pid, cmdline in zip(pids, cmdlines, strict=True):
                 self._captured[pid] = self._capture(pid, cmdline)
-        self._last_exec = time.monotonic()
         self._exec_times.extend(event.timestamp_ns for event in execs)
 
     def feed(self, batch: Sequence[ProcEvent | EventsLost]) -> list[Record]:
@@ -513,13 +505,22 @@ class ProcessTable:
         """Seconds the next receive may let events gather (``recv_batch(linger=...)``):
         ``GATHER`` when the connector rings for execs (``urgent``: an exec ends the linger at
         once), so a storm of forks and exits costs a wake-up per batch, not per event, and the
-        listener wakes at an exec rather than at the fork before it; none while execs come
-        closer than ``EXECS_CLOSE`` (see there)."""
+        listener sleeps through a process's fork and wakes at its exec, when it preempts at
+        once (woken for the fork 0.2 ms earlier, it has not yet got back its scheduling credit
+        and waits for the exec'd process to yield). None while execs come closer than
+        ``EXECS_CLOSE`` (a storm: there the listener never sleeps that long, and lingering read
+        fewer command lines)."""
         if self.conn.urgent is None:
             return 0.0
         times = self._exec_times
-        if time.monotonic() - self._last_exec < EXECS_RECENT and any(
-            later - earlier < _EXECS_CLOSE_NS for earlier, later in itertools.pairwise(times)
+        recent = time.monotonic_ns() - _EXECS_RECENT_NS  # the events' clock: CLOCK_MONOTONIC
+        if (
+            times
+            and times[-1] > recent
+            and any(
+                later - earlier < _EXECS_CLOSE_NS and later > recent
+                for earlier, later in itertools.pairwise(times)
+            )
         ):
             return 0.0
         return GATHER
@@ -563,6 +564,8 @@ FOLLOWED_EVENTS = EventType.from_names(",".join(sorted(FOLLOWED)))  # the same, 
 
 __all__ = [  # the records are defined in pyprocconn.records, and reachable from here too
     "DEFAULT_MAX_ARGV",
+    "EXECS_CLOSE",
+    "EXECS_COUNTED",
     "EXECS_RECENT",
     "FOLLOWED",
     "FOLLOWED_EVENTS",

@@ -105,8 +105,8 @@ MUTATIONS = [
         "the doorbell is not listened to during a linger",
         "an exec's /proc is read at once",
         "pyprocconn/connector.py",
-        "        doorbell._wait(linger)\n",
-        "        time.sleep(linger)\n",
+        "        return 3 if doorbell._wait(linger) else 2\n",
+        "        time.sleep(linger)\n        return 2\n",
         ("tests/test_urgent_live.py::test_an_exec_ends_a_linger_at_once_and_is_in_the_batch",),
     ),
     Mutation(

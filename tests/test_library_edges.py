@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pickle
 import subprocess
 import threading
 import time
@@ -186,3 +187,13 @@ def test_two_threads_on_one_connector_are_told_the_rule() -> None:
                 thread.join(timeout=15)
         assert not thread.is_alive() and isinstance(results[0], pc.CommEvent)
         conn.recv_batch(0.1)  # the reader is done: this thread may use it now, no error
+
+
+def test_errors_and_losses_pickle_with_every_argument() -> None:
+    # multiprocessing and concurrent.futures pickle exceptions: nothing may be garbled or lost.
+    overrun = pickle.loads(pickle.dumps(pc.OverrunError(5, cpu=1)))
+    assert (overrun.lost, overrun.cpu, overrun.loss) == (5, 1, pc.EventsLost(5, 1))
+    assert str(overrun).startswith("the kernel dropped 5 process events on cpu 1")
+    malformed = pickle.loads(pickle.dumps(pc.MalformedMessageError("bad", 12)))
+    assert (str(malformed), malformed.offset) == ("bad", 12)
+    assert pickle.loads(pickle.dumps(pc.EventsLost(3, None))) == pc.EventsLost(3, None)
