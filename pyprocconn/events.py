@@ -155,6 +155,12 @@ _HEAD_DOCS = {
 }
 
 
+def _document(fields: Any, docs: dict[str, str]) -> None:
+    """Each named tuple field's doc (``help()`` shows it): its text and its item number."""
+    for number, name in enumerate(fields._fields):
+        getattr(fields, name).__doc__ = f"{docs[name]} (item {number})"
+
+
 def _event_class(spec: layout.EventSpec) -> type[ProcEvent]:
     names = ["what", "cpu", "timestamp_ns", *(f.name for f in spec.fields)]
     # The event's own fields default to None, as when the kernel did not send them.
@@ -173,13 +179,12 @@ def _event_class(spec: layout.EventSpec) -> type[ProcEvent]:
         bases = (fields, behaviour, ProcEvent)
     c_type = f"struct {spec.member}" if spec.member != "ack" else "the ack struct"
     doc = DOCS.get(spec.name, f"The kernel's {spec.constant} event ({c_type}).")
-    for number, name in enumerate(("what", "cpu", "timestamp_ns")):
-        getattr(fields, name).__doc__ = f"{_HEAD_DOCS[name]} (item {number})"
-    for number, field in enumerate(spec.fields, start=3):
+    docs = dict(_HEAD_DOCS)
+    for field in spec.fields:
         declared = f"str from char[{field.size}]" if field.is_text else f"ctypes.{field.ctype}"
         late = "; None from a kernel older than the headers" * (field.name in spec.late_fields)
-        where = f"at byte {field.offset} of event_data.{spec.member}"
-        getattr(fields, field.name).__doc__ = f"{declared} {where} (item {number}){late}"
+        docs[field.name] = f"{declared} at byte {field.offset} of event_data.{spec.member}{late}"
+    _document(fields, docs)
     made = OwnNames(
         spec.class_name,
         bases,
@@ -209,10 +214,7 @@ class _UnknownFields(NamedTuple):
     data: bytes
 
 
-for _number, _name in enumerate(_UnknownFields._fields):
-    getattr(
-        _UnknownFields, _name
-    ).__doc__ = f"{_HEAD_DOCS.get(_name, 'The event_data bytes the kernel sent')} (item {_number})"
+_document(_UnknownFields, {**_HEAD_DOCS, "data": "The event_data bytes the kernel sent"})
 
 
 class UnknownEvent(_UnknownFields, ProcEvent, metaclass=OwnNames):  # type: ignore[misc]  # _fields: its four
@@ -229,8 +231,13 @@ class _EventsLostFields(NamedTuple):
     cpu: int | None = None
 
 
-_EventsLostFields.lost.__doc__ = "How many events, or None: the kernel did not say (item 0)"
-_EventsLostFields.cpu.__doc__ = "The CPU whose events were lost, or None: not known (item 1)"
+_document(
+    _EventsLostFields,
+    {
+        "lost": "How many events, or None: the kernel did not say",
+        "cpu": "The CPU whose events were lost, or None: not known",
+    },
+)
 
 
 class EventsLost(_EventsLostFields, metaclass=OwnNames):

@@ -144,7 +144,7 @@ class EventSpec:
     # so what lies within another member's size came with it (if that member had its size
     # already: the usual growth). A field past that may be an addition an older kernel lacks,
     # and comes as None there (the stubs type it so); one within it comes as 0 (zero-filled).
-    always_sent: int = 0
+    always_sent: int
 
     @property
     def late_fields(self) -> tuple[str, ...]:

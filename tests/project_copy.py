@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,3 +23,16 @@ def copy_project(into: Path) -> Path:
 def importing(copy: Path) -> dict[str, str]:
     """The environment in which Python imports the copy's packages, and leaves it unwritten."""
     return {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def run_in(copy: Path, *arguments: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``python ARGUMENTS`` in ``copy``, importing the copy's packages; output captured."""
+    return subprocess.run(
+        [sys.executable, *arguments],
+        cwd=copy,
+        env=importing(copy),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -5,14 +5,12 @@ type with its own struct, ``exit_flags`` appended to ``exit_proc_event``, a new 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import OTHER_HEADERS
-from tests.project_copy import copy_project, importing
+from tests.project_copy import copy_project, run_in
 
 HEADER_SETS = {
     "6.1": OTHER_HEADERS / "linux-libc-dev-6.1.187",
@@ -24,14 +22,7 @@ TESTS = ("tests/test_headers_follow.py", "tests/test_parse.py", "tests/test_fuzz
 
 def _regenerated_copy(headers: Path, scratch: Path) -> Path:
     copy = copy_project(scratch)
-    done = subprocess.run(
-        [sys.executable, "-m", "codegen", "--headers", str(headers)],
-        cwd=copy,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_in(copy, "-m", "codegen", "--headers", str(headers), timeout=300)
     assert done.returncode == 0, done.stderr
     return copy
 
@@ -39,16 +30,7 @@ def _regenerated_copy(headers: Path, scratch: Path) -> Path:
 @pytest.mark.parametrize("name", sorted(HEADER_SETS))
 def test_the_friendly_layer_follows_regenerated_headers(name: str, tmp_path: Path) -> None:
     copy = _regenerated_copy(HEADER_SETS[name], tmp_path)
-    environment = importing(copy)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
-        cwd=copy,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = run_in(copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
@@ -67,15 +49,7 @@ assert pc.ExitEvent._fields[-1] == "exit_flags"
 assert cn_proc.PROC_EVENT_NEWTHING_DATA_SIZE == 16
 print("ok")
 """
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=copy,
-        env=importing(copy),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_in(copy, "-c", script, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr
     # Past every other union member: a kernel older than this header sends no exit_flags
     # (the decoder gives None), and the generated types say so; the older fields stay int.
@@ -99,13 +73,5 @@ def test_headers_without_the_scheduler_ones_give_a_layer_without_a_slice(tmp_pat
         "netlink.py",
     ]
     script = "from pyprocconn import priority; print(priority.shorten_slice())"
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=copy,
-        env=importing(copy),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_in(copy, "-c", script, timeout=60)
     assert done.stdout.strip() == "None", done.stderr
