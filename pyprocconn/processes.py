@@ -102,25 +102,59 @@ def _boot_offset_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_BOOTTIME) - time.monotonic_ns()
 
 
+_Places = tuple[str | None, str | None]  # exe and cwd: procfs.link's answers
+
+
+def _places(pid: int) -> _Places:
+    return procfs.link(f"/proc/{pid}/exe"), procfs.link(f"/proc/{pid}/cwd")
+
+
+# /proc/PID/cgroup as read -> what it names: most processes share a few cgroups, and parsing
+# one (its container's name too) costs 3x reading it. Cleared past _CGROUPS_KEPT.
+_cgroups: dict[bytes, tuple[str | None, Container | None]] = {}
+_CGROUPS_KEPT = 1024
+
+
 def _cgroup(pid: int) -> tuple[str | None, Container | None]:
     """The cgroup path shown and the container it (or another hierarchy's path) names."""
-    paths = containers.cgroup_paths(procfs.read(f"/proc/{pid}/cgroup") or b"")
-    return (paths[0], containers.container_of(paths)) if paths else (None, None)
+    raw = procfs.read(f"/proc/{pid}/cgroup") or b""
+    known = _cgroups.get(raw)
+    if known is None:
+        paths = containers.cgroup_paths(raw)
+        known = (paths[0], containers.container_of(paths)) if paths else (None, None)
+        if len(_cgroups) >= _CGROUPS_KEPT:
+            _cgroups.clear()
+        _cgroups[raw] = known
+    return known
 
 
 def _status(pid: int) -> tuple[tuple[int, int, int, int] | None, int | None]:
     """From one read of ``/proc/PID/status``: (uid, euid, gid, egid), and the pid as its own
-    pid namespace numbers it (``NSpid``'s last); None where gone."""
-    fields = dict(
-        line.split(b":", 1) for line in (procfs.read(f"/proc/{pid}/status") or b"").splitlines()
-    )
-    try:
-        uid, euid = (int(v) for v in fields[b"Uid"].split()[:2])
-        gid, egid = (int(v) for v in fields[b"Gid"].split()[:2])
-    except (KeyError, ValueError):
+    pid namespace numbers it (``NSpid``'s last); None where gone. Only those lines are looked
+    at (the kernel escapes a newline in the name, so none can be forged)."""
+    raw = procfs.read(f"/proc/{pid}/status")
+    uids, gids = _status_line(raw, b"Uid:"), _status_line(raw, b"Gid:")
+    if uids is None or gids is None:
         return None, None
-    ns_pid = fields.get(b"NSpid")
+    try:
+        uid, euid = (int(v) for v in uids.split()[:2])
+        gid, egid = (int(v) for v in gids.split()[:2])
+    except ValueError:
+        return None, None
+    ns_pid = _status_line(raw, b"NSpid:")
     return (uid, euid, gid, egid), int(ns_pid.split()[-1]) if ns_pid else None
+
+
+def _status_line(raw: bytes | None, key: bytes) -> bytes | None:
+    """The rest of the line of ``/proc/PID/status`` that starts with ``key``."""
+    if raw is None:
+        return None
+    start = raw.find(b"\n" + key)
+    if start < 0:
+        return None
+    start += len(key) + 1
+    end = raw.find(b"\n", start)
+    return raw[start:] if end < 0 else raw[start:end]
 
 
 def _pid_namespace(pid: int) -> int | str | None:
@@ -239,15 +273,19 @@ class ProcessTable:
     def _read_cmdline(self, pid: int) -> bytes | None:
         return procfs.read(f"/proc/{pid}/cmdline", self.max_argv + 1)
 
-    def _capture(self, pid: int, cmdline: bytes | None = None) -> _Capture:
-        """What /proc has now: the command line first (it is gone soonest), then the rest."""
+    def _capture(
+        self, pid: int, cmdline: bytes | None = None, places: _Places | None = None
+    ) -> _Capture:
+        """What /proc has now, in the order it goes: the command line, exe and cwd leave with
+        the process's memory and fs at its exit; the rest stays until it is reaped."""
         raw = self._read_cmdline(pid) if cmdline is None else cmdline
+        exe, cwd = _places(pid) if places is None else places
         comm = procfs.read(f"/proc/{pid}/comm")
         return _Capture(
             raw,
             os.fsdecode(comm.removesuffix(b"\n")) if comm is not None else None,
-            procfs.link(f"/proc/{pid}/exe"),
-            procfs.link(f"/proc/{pid}/cwd"),
+            exe,
+            cwd,
             *_cgroup(pid),
             *_status(pid),
             _pid_namespace(pid),
@@ -300,9 +338,11 @@ class ProcessTable:
         if len(items) > self.capture_limit:
             self.skipped += len(pids)
         else:
-            cmdlines = [self._read_cmdline(pid) for pid in pids]  # the race is with these
-            for pid, cmdline in zip(pids, cmdlines, strict=True):
-                self._captured[pid] = self._capture(pid, cmdline)
+            # The race is with these: every command line first, then every exe and cwd.
+            cmdlines = [self._read_cmdline(pid) for pid in pids]
+            places = [_places(pid) for pid in pids]
+            for pid, cmdline, place in zip(pids, cmdlines, places, strict=True):
+                self._captured[pid] = self._capture(pid, cmdline, place)
         self._exec_times.extend(event.timestamp_ns for event in execs)
 
     def feed(self, batch: Sequence[ProcEvent | EventsLost]) -> list[Record]:

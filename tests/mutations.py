@@ -446,6 +446,22 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "/proc's effective uid taken for the real one",
+        "the record carries the process as it was at its event",
+        "pyprocconn/processes.py",
+        "uid, euid = (int(v) for v in uids.split()[:2])",
+        "euid, uid = (int(v) for v in uids.split()[:2])",
+        ("tests/test_processes_live.py::test_ids_from_proc_are_each_in_its_place",),
+    ),
+    Mutation(
+        "/proc's gids read from the Uid line",
+        "the record carries the process as it was at its event",
+        "pyprocconn/processes.py",
+        "gid, egid = (int(v) for v in gids.split()[:2])",
+        "gid, egid = (int(v) for v in uids.split()[:2])",
+        ("tests/test_processes_live.py::test_ids_from_proc_are_each_in_its_place",),
+    ),
+    Mutation(
         "-p loses a child forked by a thread",
         "-p: the process and all its descendants",
         "pyprocconn/command/follow.py",

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -82,6 +83,54 @@ def test_the_snapshot_sees_a_process_started_before() -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+# Real and effective ids told apart, then a program that keeps them (not set-user-ID).
+_SPLIT_IDS = (
+    "import os; os.setresgid(1000, 1001, 1001); os.setresuid(2000, 2001, 2001); "
+    "os.execv('/bin/sleep', ['sleep', '30'])"
+)
+
+
+def _until_exec_d(pid: int) -> None:
+    deadline = time.monotonic() + 15
+    while not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0"):
+        assert time.monotonic() < deadline, "the program was not exec'd within 15 s"
+        time.sleep(0.01)
+
+
+def test_ids_from_proc_are_each_in_its_place() -> None:
+    """uid, euid, gid and egid as /proc/PID/status gives them: for a process the snapshot
+    finds, and at an exec (where the table reads them again: a set-user-ID program changes
+    them with no event). The second process execs twice: Python, then sleep."""
+    before = subprocess.Popen([sys.executable, "-c", _SPLIT_IDS])
+    after = None
+    try:
+        _until_exec_d(before.pid)
+        with ProcessTable() as table:
+            found = table.processes[before.pid]
+            assert (found.uid, found.euid, found.gid, found.egid) == (2000, 2001, 1000, 1001)
+            feeder = Running(table)
+            try:
+                after = subprocess.Popen([sys.executable, "-c", _SPLIT_IDS])
+
+                def exec_d(records: list[Record]) -> list[Process]:
+                    return [r.process for r in records if isinstance(r, Seen)
+                            and r.event.NAME == "exec" and r.process is not None
+                            and r.process.pid == after.pid
+                            and r.process.comm == "sleep"]  # fmt: skip
+
+                feeder.wait_for(lambda records: bool(exec_d(records)))
+            finally:
+                feeder.stop()
+            (exec_,) = exec_d(feeder.records)
+            assert exec_.argv == ["sleep", "30"] and exec_.complete
+            assert (exec_.uid, exec_.euid, exec_.gid, exec_.egid) == (2000, 2001, 1000, 1001)
+    finally:
+        for child in (before, after):
+            if child is not None:
+                child.kill()
+                child.wait()
 
 
 def test_a_short_lived_childs_exit_carries_its_argv_lifetime_and_status(running: Running) -> None:
