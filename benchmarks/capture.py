@@ -13,7 +13,8 @@ extrace, in one run.
    Each listener runs alone under the workload, in turn, for several rounds (the order rotates):
    the command ``pyprocconn -e exec`` (its default: nice -20 when permitted, a 0.1 ms slice),
    ``--json -e exec``,
-   ``--no-priority -e exec`` (what an unprivileged user gets) and ``-r -e exec`` (SCHED_FIFO);
+   ``--no-priority -e exec`` (what an unprivileged user gets), ``-r -e exec`` (SCHED_FIFO) and
+   ``-e exec`` under ``chrt -d`` (SCHED_DEADLINE, 5 ms every 10 ms: a bounded alternative to -r);
    ``ProcessTable(nice=-20, time_slice=SHORTEST_SLICE)`` (the command's default priority),
    ``ProcessTable()`` and ``ProcessTable(realtime=True)`` in
    ``benchmarks.table_consumer``; ``forkstat -e exec``, ``forkstat -r -e exec`` and ``extrace``.
