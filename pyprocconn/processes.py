@@ -130,10 +130,9 @@ def _cgroup(pid: int) -> tuple[str | None, Container | None]:
 
 def _status(pid: int) -> tuple[tuple[int, int, int, int] | None, int | None]:
     """From one read of ``/proc/PID/status``: (uid, euid, gid, egid), and the pid as its own
-    pid namespace numbers it (``NSpid``'s last); None where gone. Only those lines are looked
-    at (the kernel escapes a newline in the name, so none can be forged)."""
+    pid namespace numbers it (``NSpid``'s last); None where gone."""
     raw = procfs.read(f"/proc/{pid}/status")
-    uids, gids = _status_line(raw, b"Uid:"), _status_line(raw, b"Gid:")
+    uids, gids = procfs.status_line(raw, b"Uid:"), procfs.status_line(raw, b"Gid:")
     if uids is None or gids is None:
         return None, None
     try:
@@ -141,20 +140,8 @@ def _status(pid: int) -> tuple[tuple[int, int, int, int] | None, int | None]:
         gid, egid = (int(v) for v in gids.split()[:2])
     except ValueError:
         return None, None
-    ns_pid = _status_line(raw, b"NSpid:")
+    ns_pid = procfs.status_line(raw, b"NSpid:")
     return (uid, euid, gid, egid), int(ns_pid.split()[-1]) if ns_pid else None
-
-
-def _status_line(raw: bytes | None, key: bytes) -> bytes | None:
-    """The rest of the line of ``/proc/PID/status`` that starts with ``key``."""
-    if raw is None:
-        return None
-    start = raw.find(b"\n" + key)
-    if start < 0:
-        return None
-    start += len(key) + 1
-    end = raw.find(b"\n", start)
-    return raw[start:] if end < 0 else raw[start:end]
 
 
 def _pid_namespace(pid: int) -> int | str | None:
@@ -440,6 +427,8 @@ class ProcessTable:
         else:  # ids, parent and session carry over; what exec changes is read
             process = _derived(old, {"comm": None, "argv_truncated": False, "complete": True})
         process.exec_ns = event.timestamp_ns
+        # Ids are the events' (a set-user-ID exec sends uid and gid events before its exec):
+        # /proc, read with the batch in hand, may already hold a later change.
         self._apply(process, capture, ids=old is None or old.uid is None)
         if not process.argv:
             process.complete = False

@@ -451,7 +451,7 @@ MUTATIONS = [
         "pyprocconn/processes.py",
         "uid, euid = (int(v) for v in uids.split()[:2])",
         "euid, uid = (int(v) for v in uids.split()[:2])",
-        ("tests/test_processes_live.py::test_ids_from_proc_are_each_in_its_place",),
+        ("tests/test_processes_live.py::test_the_snapshot_reads_each_id_in_its_place",),
     ),
     Mutation(
         "/proc's gids read from the Uid line",
@@ -459,7 +459,25 @@ MUTATIONS = [
         "pyprocconn/processes.py",
         "gid, egid = (int(v) for v in gids.split()[:2])",
         "gid, egid = (int(v) for v in uids.split()[:2])",
-        ("tests/test_processes_live.py::test_ids_from_proc_are_each_in_its_place",),
+        ("tests/test_processes_live.py::test_the_snapshot_reads_each_id_in_its_place",),
+    ),
+    Mutation(
+        "a status line found anywhere, not at a line's start",
+        "nothing a process chooses can forge what the record says",
+        "pyprocconn/procfs.py",
+        'start = raw.find(b"\\n" + key)',
+        "start = raw.find(key) - 1",
+        ("tests/test_processes_live.py::test_a_name_cannot_forge_or_break_a_status_line",),
+    ),
+    Mutation(
+        "ids read again from /proc at every exec",
+        "the record carries the process as it was at its event",
+        "pyprocconn/processes.py",
+        "self._apply(process, capture, ids=old is None or old.uid is None)",
+        "self._apply(process, capture, ids=True)",
+        (
+            "tests/test_processes_live.py::test_an_id_change_after_an_exec_in_its_batch_is_not_the_execs",
+        ),
     ),
     Mutation(
         "-p loses a child forked by a thread",

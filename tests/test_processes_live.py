@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import pyprocconn as pc
+from pyprocconn import procfs
 from pyprocconn.processes import Exited, Process, ProcessTable, Record, Resynced, Seen
 from tests import triggers
 from tests.paths import ticking
@@ -92,45 +95,90 @@ _SPLIT_IDS = (
 )
 
 
-def _until_exec_d(pid: int) -> None:
+def _until(child: subprocess.Popen[bytes], what: str, holds: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 15
-    while not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0"):
-        assert time.monotonic() < deadline, "the program was not exec'd within 15 s"
+    while not holds():
+        assert child.poll() is None, f"the process ended ({child.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"not {what} within 15 s"
         time.sleep(0.01)
 
 
-def test_ids_from_proc_are_each_in_its_place() -> None:
-    """uid, euid, gid and egid as /proc/PID/status gives them: for a process the snapshot
-    finds, and at an exec (where the table reads them again: a set-user-ID program changes
-    them with no event). The second process execs twice: Python, then sleep."""
-    before = subprocess.Popen([sys.executable, "-c", _SPLIT_IDS])
-    after = None
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def test_the_snapshot_reads_each_id_in_its_place() -> None:
+    """uid, euid, gid and egid of a process the snapshot finds, as /proc/PID/status has them."""
+    child = subprocess.Popen([sys.executable, "-c", _SPLIT_IDS])
     try:
-        _until_exec_d(before.pid)
+        _until(child, "exec'd sleep", lambda: _cmdline(child.pid).startswith(b"sleep\0"))
         with ProcessTable() as table:
-            found = table.processes[before.pid]
-            assert (found.uid, found.euid, found.gid, found.egid) == (2000, 2001, 1000, 1001)
+            found = table.processes[child.pid]
+        assert (found.uid, found.euid, found.gid, found.egid) == (2000, 2001, 1000, 1001)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_set_user_id_program_shows_its_new_ids_at_its_exec() -> None:
+    """A set-user-ID and set-group-ID program's exec shows its effective ids, the real ones
+    kept (the kernel sends uid and gid events for the change, just before the exec's)."""
+    place = Path(tempfile.mkdtemp(prefix="pyprocconn-suid-"))
+    program = place / "suid-sleep"
+    try:
+        place.chmod(0o755)
+        shutil.copy("/bin/sleep", program)
+        os.chown(program, 2001, 1001)
+        program.chmod(0o6755)
+        code = (
+            "import os, sys; os.setresgid(1000, 1000, 1000); os.setresuid(2000, 2000, 2000); "
+            "os.execv(sys.argv[1], ['suid-sleep', '30'])"
+        )
+        with ProcessTable() as table:
             feeder = Running(table)
             try:
-                after = subprocess.Popen([sys.executable, "-c", _SPLIT_IDS])
+                child = subprocess.Popen([sys.executable, "-c", code, str(program)])
 
                 def exec_d(records: list[Record]) -> list[Process]:
                     return [r.process for r in records if isinstance(r, Seen)
                             and r.event.NAME == "exec" and r.process is not None
-                            and r.process.pid == after.pid
-                            and r.process.comm == "sleep"]  # fmt: skip
+                            and r.process.pid == child.pid
+                            and r.process.argv == ["suid-sleep", "30"]]  # fmt: skip
 
                 feeder.wait_for(lambda records: bool(exec_d(records)))
             finally:
                 feeder.stop()
-            (exec_,) = exec_d(feeder.records)
-            assert exec_.argv == ["sleep", "30"] and exec_.complete
-            assert (exec_.uid, exec_.euid, exec_.gid, exec_.egid) == (2000, 2001, 1000, 1001)
-    finally:
-        for child in (before, after):
-            if child is not None:
                 child.kill()
                 child.wait()
+        # The last: Python's own exec may show the same /proc when it is handled late.
+        exec_ = exec_d(feeder.records)[-1]
+        assert (exec_.uid, exec_.euid, exec_.gid, exec_.egid) == (2000, 2001, 1000, 1001)
+        assert exec_.exe == str(program)
+    finally:
+        shutil.rmtree(place)
+
+
+def test_a_name_cannot_forge_or_break_a_status_line() -> None:
+    """/proc/PID/status escapes only a newline in the name, its first line: a name holding
+    "\\r", a forged Tgid line and a line with no colon reads as a name, nothing more."""
+    name = "\rTgid:\t1\rno"
+    code = (
+        f"import ctypes, os, time; ctypes.CDLL(None).prctl({triggers.PR_SET_NAME}, "
+        f"ctypes.c_char_p({name.encode()!r}), 0, 0, 0); "
+        "os.setresgid(1000, 1001, 1001); os.setresuid(2000, 2001, 2001); time.sleep(30)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        status = Path(f"/proc/{child.pid}/status")
+        _until(child, "named", lambda: b"\nUid:\t2000" in status.read_bytes())
+        assert procfs.tgid(child.pid) == child.pid
+        with ProcessTable() as table:
+            found = table.processes[child.pid]
+        assert found.comm == name
+        assert (found.uid, found.euid, found.gid, found.egid) == (2000, 2001, 1000, 1001)
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_a_short_lived_childs_exit_carries_its_argv_lifetime_and_status(running: Running) -> None:
@@ -361,6 +409,31 @@ def _gather(table: ProcessTable, until: Callable[[list[pc.ProcEvent | pc.EventsL
         except pc.OverrunError as error:  # others' churn: not the question here
             items.append(error.loss)
     return items
+
+
+def test_an_id_change_after_an_exec_in_its_batch_is_not_the_execs() -> None:
+    """/proc is read once the batch is in hand, after the uid change that follows the exec in
+    it: the exec's record keeps the ids the exec left, the uid event's has the new ones."""
+    code = "import os, time; os.setresuid(4321, 4321, 4321); time.sleep(30)"
+    with ProcessTable() as table:
+        child = subprocess.Popen([sys.executable, "-c", code])
+        try:
+
+            def uid_arrived(items: list[pc.ProcEvent | pc.EventsLost]) -> bool:
+                return any(getattr(i, "NAME", "") == "uid"
+                           and i.process_tgid == child.pid for i in items)  # type: ignore[union-attr]  # fmt: skip
+
+            records = table.feed(_gather(table, uid_arrived))
+        finally:
+            child.kill()
+            child.wait()
+    mine = [r for r in records if isinstance(r, Seen) and r.process is not None
+            and r.process.pid == child.pid and r.event.NAME in ("exec", "uid")]  # fmt: skip
+    assert [r.event.NAME for r in mine][-2:] == ["exec", "uid"]
+    exec_, uid = (r.process for r in mine[-2:])
+    assert exec_ is not None and uid is not None
+    assert exec_.argv == [sys.executable, "-c", code]
+    assert (exec_.uid, exec_.euid, uid.uid, uid.euid) == (0, 0, 4321, 4321)
 
 
 def test_each_record_carries_the_process_as_it_was_at_that_event() -> None:
