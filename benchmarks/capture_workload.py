@@ -29,7 +29,8 @@ COMMAND_NO_PRIORITY = "pyprocconn --no-priority -e exec"
 COMMAND_RT = "pyprocconn -r -e exec"
 # A bounded real-time reservation (SCHED_DEADLINE, 5 ms of CPU every 10 ms), set from outside:
 # measured as the alternative to -r that cannot starve the machine (see the README).
-COMMAND_DEADLINE = "chrt -d -T 5000000 -P 10000000 0 pyprocconn -e exec"
+RESERVATION = ["-d", "-T", "5000000", "-P", "10000000", "0"]  # chrt's: runtime, period in ns
+COMMAND_DEADLINE = f"chrt {' '.join(RESERVATION)} pyprocconn -e exec"
 FORKSTAT = "forkstat -e exec (C)"
 FORKSTAT_RT = "forkstat -r -e exec (C)"
 EXTRACE = "extrace (C)"
@@ -274,11 +275,11 @@ def make_tools(scratch: Path) -> tuple[list[Tool], list[str]]:
         tools.append(Tool(name, [*command, *flags], signal.SIGINT, parse, False))
     notes = []
     chrt = shutil.which("chrt")
-    if chrt is None:
-        notes.append("chrt: not installed, SCHED_DEADLINE skipped")
+    refused = chrt is None or subprocess.run([chrt, *RESERVATION, "true"], check=False).returncode
+    if chrt is None or refused:  # not installed, or the kernel refuses (cpuset, no privilege)
+        notes.append("chrt -d: not installed or refused here, SCHED_DEADLINE skipped")
     else:
-        reserve = COMMAND_DEADLINE.split()[1:7]
-        run_as = [chrt, *reserve, *command, "-e", "exec"]
+        run_as = [chrt, *RESERVATION, *command, "-e", "exec"]
         tools.append(Tool(COMMAND_DEADLINE, run_as, signal.SIGINT, parse_forkstat_exec, False))
     forkstat, extrace = shutil.which("forkstat"), shutil.which("extrace")
     if forkstat is None:
@@ -324,14 +325,18 @@ def run_workload(execs: Path, run: str, shape: Shape, cwd: Path) -> Workload:
 
 
 def _priority_of(pid: int) -> str:
-    """How a process is scheduled: "SCHED_FIFO" or "nice N, slice S ms" (the kernel's own
-    account, /proc/PID/sched, where it keeps a slice per task)."""
+    """How a process is scheduled: "SCHED_FIFO", "nice N, slice S ms" (the kernel's own
+    account, /proc/PID/sched, where it keeps a slice per task) or, for another policy
+    (SCHED_DEADLINE, SCHED_RR), the name ``chrt -p`` gives it."""
     try:
         policy = os.sched_getscheduler(pid)
         if policy == os.SCHED_FIFO:
             return "SCHED_FIFO"
-        if policy not in (os.SCHED_OTHER, os.SCHED_BATCH, os.SCHED_IDLE):  # os has no name
-            told = subprocess.run(["chrt", "-p", str(pid)], check=False, capture_output=True)
+        if policy not in (os.SCHED_OTHER, os.SCHED_BATCH, os.SCHED_IDLE):
+            english = {**os.environ, "LC_ALL": "C"}
+            told = subprocess.run(
+                ["chrt", "-p", str(pid)], check=False, capture_output=True, env=english
+            )
             name = told.stdout.decode().partition("policy: ")[2].partition("\n")[0]
             return name or f"policy {policy}"
         said = f"nice {os.getpriority(os.PRIO_PROCESS, pid)}"
