@@ -274,9 +274,9 @@ def make_tools(scratch: Path) -> tuple[list[Tool], list[str]]:
         flags = name.split()[1:]
         tools.append(Tool(name, [*command, *flags], signal.SIGINT, parse, False))
     notes = []
-    chrt = shutil.which("chrt")
-    refused = chrt is None or subprocess.run([chrt, *RESERVATION, "true"], check=False).returncode
-    if chrt is None or refused:  # not installed, or the kernel refuses (cpuset, no privilege)
+    chrt = shutil.which("chrt") or ""
+    probe = [chrt, *RESERVATION, "true"]  # refused where a cpuset or no privilege forbids it
+    if not chrt or subprocess.run(probe, check=False, capture_output=True).returncode:
         notes.append("chrt -d: not installed or refused here, SCHED_DEADLINE skipped")
     else:
         run_as = [chrt, *RESERVATION, *command, "-e", "exec"]
