@@ -191,22 +191,27 @@ def test_the_command_shows_filters_and_names_the_container() -> None:
         _subscribed(as_json.process.pid)
         _subscribed(as_text.process.pid)
         subprocess.run(["/bin/true", "outside"], check=True)
+        # The child lives (and stays unreaped) until both commands have shown it: the filter
+        # needs its cgroup from /proc, which a /bin/true reaped at once may take with it.
         child = subprocess.Popen(
-            ["/bin/sh", "-c", "read go; exec /bin/true inside"], stdin=subprocess.PIPE
+            ["/bin/sh", "-c", "read go; exec /bin/sleep 30"], stdin=subprocess.PIPE
         )
-        (cgroup / "cgroup.procs").write_text(str(child.pid))
-        assert child.stdin is not None
-        child.stdin.write(b"go\n")
-        child.stdin.close()
-        child.wait(timeout=10)
-        assert as_json.wait_for(lambda lines: any('"exec"' in line for line in lines))
-        assert as_text.wait_for(lambda lines: any(" exec " in line for line in lines))
+        try:
+            (cgroup / "cgroup.procs").write_text(str(child.pid))
+            assert child.stdin is not None
+            child.stdin.write(b"go\n")
+            child.stdin.close()
+            assert as_json.wait_for(lambda lines: any('"exec"' in line for line in lines))
+            assert as_text.wait_for(lambda lines: any(" exec " in line for line in lines))
+        finally:
+            child.kill()
+            child.wait(timeout=10)
         as_json.finish()
         as_text.finish()
     import json
 
     records = [json.loads(line) for line in as_json.lines]
-    assert [r["process"]["argv"] for r in records] == [["/bin/true", "inside"]]  # not "outside"
+    assert [r["process"]["argv"] for r in records] == [["/bin/sleep", "30"]]  # not "outside"
     container = records[0]["process"]["container"]
     assert container == {"runtime": "docker", "id": ID, "pod_uid": None, "qos": None}
     assert records[0]["process"]["pid_ns"] == os.stat("/proc/self/ns/pid").st_ino
