@@ -73,6 +73,11 @@ def _exited(records: list[Record], pid: int) -> list[Exited]:
     return [r for r in records if isinstance(r, Exited) and r.process.pid == pid]
 
 
+def _exec_seen(records: list[Record], pid: int) -> bool:
+    return any(isinstance(r, Seen) and isinstance(r.event, pc.ExecEvent)
+               and r.event.process_pid == pid for r in records)  # fmt: skip
+
+
 def test_the_snapshot_sees_a_process_started_before() -> None:
     sleeper = subprocess.Popen(["sleep", "30"])
     time.sleep(0.1)  # exec'd by now
@@ -182,11 +187,17 @@ def test_a_name_cannot_forge_or_break_a_status_line() -> None:
 
 
 def test_a_short_lived_childs_exit_carries_its_argv_lifetime_and_status(running: Running) -> None:
-    child = subprocess.Popen(["/bin/sh", "-c", "sleep 0.05; exit 3"])
-    child.wait(timeout=10)
+    # The child waits, alive, until the table has its exec: its command line is read from /proc
+    # then, and one that has already ended (the table late under load) has taken it with it.
+    argv = ["/bin/sh", "-c", "read go; sleep 0.05; exit 3"]
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE)
+    try:
+        running.wait_for(lambda records: _exec_seen(records, child.pid))
+    finally:
+        child.communicate(b"go\n", timeout=10)  # then it lives 0.05 s more and exits 3
     running.wait_for(lambda records: bool(_exited(records, child.pid)))
     (exited,) = _exited(running.records, child.pid)
-    assert exited.process.argv == ["/bin/sh", "-c", "sleep 0.05; exit 3"]
+    assert exited.process.argv == argv
     assert exited.process.origin == "fork" and exited.process.complete
     assert exited.exit_status == 3 and exited.describe_status() == "exit 3"
     assert exited.lifetime_ns is not None and 50_000_000 <= exited.lifetime_ns < 10_000_000_000
@@ -391,7 +402,9 @@ if child == 0:
     os.setresuid(4321, 4321, 4321)
     for name in (b"first", b"second", b"third"):
         libc.prctl(15, name, 0, 0, 0)  # PR_SET_NAME: a comm event each
-    os.execv("/bin/sh", ["/bin/sh", "-c", "sleep 2; :", "", ""])
+    # The shell lives, reading our stdin, until it ends: alive while /proc is read for its exec
+    # (one that has ended has taken its command line and exe with it).
+    os.execv("/bin/sh", ["/bin/sh", "-c", "read done; :", "", ""])
 print(child, flush=True)
 os.waitpid(child, 0)
 """
@@ -456,8 +469,8 @@ def test_each_record_carries_the_process_as_it_was_at_that_event() -> None:
 
             records = table.feed(_gather(table, exec_arrived))
     finally:
-        parent.kill()
-        parent.wait()
+        parent.stdin.close()  # the shell's read ends: it exits, and then its parent
+        parent.wait(timeout=10)
     ours = [r for r in records if isinstance(r, Seen) and r.process is not None
             and r.process.pid == child]  # fmt: skip
     # From our fork on: under other programs' fork storms the pid may have been another's.
@@ -475,7 +488,7 @@ def test_each_record_carries_the_process_as_it_was_at_that_event() -> None:
     assert (uid.uid, uid.euid, uid.gid) == (4321, 4321, 1234)  # type: ignore[union-attr]
     assert [p.comm for p in (first, second, third)] == ["first", "second", "third"]  # type: ignore[union-attr]
     assert first.argv == fork.argv and third.uid == 4321  # type: ignore[union-attr]
-    assert exec_.argv == ["/bin/sh", "-c", "sleep 2; :", "", ""] and exec_.comm == "sh"  # type: ignore[union-attr]
+    assert exec_.argv == ["/bin/sh", "-c", "read done; :", "", ""] and exec_.comm == "sh"  # type: ignore[union-attr]
     assert (exec_.uid, exec_.gid) == (4321, 1234)  # type: ignore[union-attr]
     assert exec_.exe == os.path.realpath("/bin/sh")  # type: ignore[union-attr]
     assert exec_.start_ns == fork.start_ns == mine[0].event.timestamp_ns  # type: ignore[union-attr]
@@ -486,8 +499,10 @@ def test_a_command_line_is_kept_exactly_and_cut_at_the_bound() -> None:
     bytes and said to be."""
     huge = ["x" * 1000] * 20
     with ProcessTable(max_argv=4096) as table:
-        empty = subprocess.Popen(["/bin/sh", "-c", "sleep 1; :", "", ""])
-        big = subprocess.Popen(["/bin/sh", "-c", "sleep 1; :", *huge])
+        # Each lives, reading its stdin, until /proc has been read for its exec (a process that
+        # has ended takes its command line with it).
+        empty = subprocess.Popen(["/bin/sh", "-c", "read done; :", "", ""], stdin=subprocess.PIPE)
+        big = subprocess.Popen(["/bin/sh", "-c", "read done; :", *huge], stdin=subprocess.PIPE)
         try:
 
             def both(items: list[pc.ProcEvent | pc.EventsLost]) -> bool:
@@ -495,16 +510,15 @@ def test_a_command_line_is_kept_exactly_and_cut_at_the_bound() -> None:
                 return {empty.pid, big.pid} <= execs
 
             table.feed(_gather(table, both))
-            assert table.processes[empty.pid].argv == ["/bin/sh", "-c", "sleep 1; :", "", ""]
+            assert table.processes[empty.pid].argv == ["/bin/sh", "-c", "read done; :", "", ""]
             assert not table.processes[empty.pid].argv_truncated
             cut = table.processes[big.pid]
             assert cut.argv_truncated and cut.argv is not None
             assert len(b"\0".join(os.fsencode(a) for a in cut.argv)) <= 4096
-            assert cut.argv[:4] == ["/bin/sh", "-c", "sleep 1; :", huge[0]]
+            assert cut.argv[:4] == ["/bin/sh", "-c", "read done; :", huge[0]]
         finally:
             for process in (empty, big):
-                process.kill()
-                process.wait()
+                process.communicate(timeout=10)  # its stdin closed: its read ends, it exits
 
 
 def test_no_vanishing_without_a_loss_when_the_table_starts_under_a_fork_loop() -> None:
