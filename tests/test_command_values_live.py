@@ -77,10 +77,20 @@ def _shown_once(where: Path) -> Shown | None:
         Cli("--json", "--nonzero-exit", "--threads", *following),
         Cli("--json", "--user", "2", *following),
     ]
+    as_text, as_json = clis[:2]  # those that show execs (not --nonzero-exit, nor --user 2)
+
+    def exec_shown(pid: int) -> None:  # its exec shown by both (or events lost: run again)
+        assert as_text.wait_for(
+            lambda lines: bool(_text_lines(lines, "exec", pid)) or _lossy(lines)
+        )
+        assert as_json.wait_for(
+            lambda lines: any(r["event"] == "exec" for r in _json_for(lines, pid)) or _lossy(lines)
+        )
+
     try:
         for cli in clis:
             _subscribed(cli.process.pid)
-        work.run()
+        work.run(exec_shown)
         for cli in clis:
             code, err = cli.finish(sig=0, timeout=20)  # --until-exit: each ends by itself
             assert code == 0, err
@@ -142,9 +152,8 @@ def test_json_duration_is_the_lifetime_the_kernel_gave(shown: Shown) -> None:
 def test_text_duration_is_the_lifetime_to_the_millisecond(shown: Shown) -> None:
     work = shown.work
     ((*_, c1),) = shown.lines("exit", work.c1)
-    assert (
-        c1 == f"exit 200 after {shown.lifetime_s(work.c1):.3f}s  /bin/sh -c 'sleep 0.2; exit 200'"
-    )
+    command = "/bin/sh -c 'read go; sleep 0.2; exit 200'"  # C1_ARGV, shell-quoted
+    assert c1 == f"exit 200 after {shown.lifetime_s(work.c1):.3f}s  {command}"
     thread_lines = shown.lines("thread", work.thread)
     assert [parts[7].split()[0] for parts in thread_lines] == ["parent", "exit"]
     lifetime = shown.lifetime_s(work.thread)

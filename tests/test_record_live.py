@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,18 +23,22 @@ import pyprocconn as pc
 from pyprocconn import procfs
 from pyprocconn.processes import Exited, ProcessTable, Record, Resynced, Seen
 from tests import triggers
-from tests.test_processes_live import Running
+from tests.test_processes_live import Running, _exec_seen
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
 
 # The workload: a Python process (the root) that, once told to on its stdin,
 # - runs a thread that renames itself "worker" and lives 0.15 s;
-# - from another thread, starts C1, ``sh -c 'sleep 0.2; exit 200'`` (its parent_pid is that
-#   thread's id, its parent_tgid the root);
-# - starts C2 in the directory given, a Python that calls setsid, sets its gids to 5/6 and its
-#   uids to 1/2 (real/effective), lives 0.05 s more and exits 0;
+# - from another thread, starts C1, ``sh -c 'read go; sleep 0.2; exit 200'`` (its parent_pid is
+#   that thread's id, its parent_tgid the root);
+# - starts C2 in the directory given, a Python that waits for its go, calls setsid, sets its
+#   gids to 5/6 and its uids to 1/2 (real/effective), lives 0.05 s more and exits 0;
 # - exits 3.
-# It prints "thread TID", "c1 PID SPAWNER_TID", "c2 PID" as it goes.
+# It prints "thread TID", "c1 PID SPAWNER_TID", "c2 PID" as it goes. C1 and C2 each wait for a
+# go line on the root's stdin, which they inherit, until the listener under test has their exec:
+# it reads their command line, exe and cwd from /proc then, and a process that has ended (the
+# listener late under load) has taken them with it. Each line is written once the one before
+# was taken, so none reads another's (dash's read takes a byte at a time).
 WORKLOAD = r"""
 import ctypes, subprocess, sys, threading, time
 libc = ctypes.CDLL(None)
@@ -52,7 +57,7 @@ thread.join()
 
 
 def spawn():
-    child = subprocess.Popen(["/bin/sh", "-c", "sleep 0.2; exit 200"])
+    child = subprocess.Popen(["/bin/sh", "-c", "read go; sleep 0.2; exit 200"])
     print("c1", child.pid, threading.get_native_id(), flush=True)
     child.wait()
 
@@ -65,8 +70,11 @@ print("c2", child.pid, flush=True)
 child.wait()
 sys.exit(3)
 """
-C2 = "import os, time; os.setsid(); os.setresgid(5, 6, 6); os.setresuid(1, 2, 2); time.sleep(0.05)"
-C1_ARGV = ["/bin/sh", "-c", "sleep 0.2; exit 200"]
+C2 = (
+    "import os, sys, time; sys.stdin.readline(); "
+    "os.setsid(); os.setresgid(5, 6, 6); os.setresuid(1, 2, 2); time.sleep(0.05)"
+)
+C1_ARGV = ["/bin/sh", "-c", "read go; sleep 0.2; exit 200"]
 ATTEMPTS = 3  # runs of the workload, when events were lost
 
 
@@ -93,17 +101,40 @@ class Workload:
         comm = (procfs.read(f"/proc/{root.pid}/comm") or b"").decode().strip()
         return cls(root, os.path.realpath(where), comm)
 
-    def run(self) -> None:
-        """Let it go and wait for it to end; then its own account of its pids."""
-        out, _ = self.root.communicate("go\n", timeout=30)
-        said = {line.split()[0]: [int(n) for n in line.split()[1:]] for line in out.splitlines()}
+    def run(self, shown: Callable[[int], None]) -> None:
+        """Let it go, and C1 and C2 each go on once ``shown(pid)`` has returned (once the
+        listener under test has their exec); wait for it to end; then its own account of its
+        pids."""
+        assert self.root.stdout is not None
+        watchdog = threading.Timer(60, self.stop)  # bounded: a hang ends the workload
+        watchdog.start()
+        said: dict[str, list[int]] = {}
+        try:
+            self._go()
+            for line in self.root.stdout:
+                name, *numbers = line.split()
+                said[name] = [int(n) for n in numbers]
+                if name in ("c1", "c2"):
+                    shown(said[name][0])
+                    self._go()  # C1's or C2's
+        finally:
+            watchdog.cancel()
+        assert self.root.wait(timeout=10) == 3
         (self.thread,), (self.c1, self.spawner), (self.c2,) = said["thread"], said["c1"], said["c2"]
-        assert self.root.returncode == 3
+
+    def _go(self) -> None:
+        assert self.root.stdin is not None
+        self.root.stdin.write("go\n")
+        self.root.stdin.flush()
 
     def stop(self) -> None:
+        """Kill the root if it still runs, and end its stdin: a child still waiting there
+        goes on, and ends."""
         if self.root.poll() is None:
             self.root.kill()
             self.root.wait(timeout=10)
+        if self.root.stdin is not None:
+            self.root.stdin.close()
 
 
 def ancestors(pid: int) -> list[int]:
@@ -115,6 +146,10 @@ def ancestors(pid: int) -> list[int]:
         pid = found.ppid
         chain.append(pid)
     return chain
+
+
+def _lost(records: list[Record]) -> bool:
+    return any(isinstance(r, pc.EventsLost) for r in records)
 
 
 def _seen(records: list[Record], name: str) -> list[Any]:
@@ -148,8 +183,12 @@ def _told_once(where: Path) -> Told:
     try:
         with ProcessTable() as table:
             feeder = Running(table)
+
+            def exec_shown(pid: int) -> None:  # its exec recorded (or events lost: run again)
+                feeder.wait_for(lambda records: _exec_seen(records, pid) or _lost(records))
+
             try:
-                work.run()
+                work.run(exec_shown)
                 feeder.wait_for(
                     lambda records: (
                         any(
