@@ -94,10 +94,17 @@ def _one_exec_as_root(*args: str, capabilities: list[str]) -> tuple[dict[str, ob
     cli = Cli("--json", "-S", "-e", "exec", *args, prefix=_as_the_unit(capabilities))
     _subscribed(cli.process.pid)
     with tempfile.TemporaryDirectory() as where:
-        mark = f"SERVICE-MARK-{os.getpid()}"
-        child = subprocess.Popen(["/bin/sleep", "0.3", mark], cwd=where)
-        child.wait()
-        assert cli.wait_for(lambda lines: any(mark in line for line in lines), timeout=15)
+        # It lives until its exec is shown: its exe, cwd and command line are read from /proc
+        # then, and a process that has ended has taken them with it. Its mark is a fraction of a
+        # second more to sleep (given an argument it cannot read, sleep exits at once).
+        seconds = f"0.{os.getpid()}s"
+        mark = json.dumps(seconds)  # as the JSON line shows it: in the argv only
+        child = subprocess.Popen(["/bin/sleep", "30", seconds], cwd=where)
+        try:
+            assert cli.wait_for(lambda lines: any(mark in line for line in lines), timeout=15)
+        finally:
+            child.kill()
+            child.wait()
         code, err = cli.finish()
     assert code == 0, err
     (record,) = [json.loads(line) for line in cli.lines if mark in line]
