@@ -159,23 +159,27 @@ def test_a_v1_hierarchy_names_the_container_where_the_unified_one_does_not() -> 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="no unshare")
 def test_a_process_in_its_own_pid_namespace_carries_its_pid_there() -> None:
     with pc.ProcessTable(snapshot=False) as table:
-        seconds = f"0.5{os.getpid()}"  # this test's own sleep, whatever else runs
-        child = subprocess.Popen(
-            ["unshare", "--pid", "--fork", "/bin/sh", "-c", f"exec /bin/sleep {seconds}"]
-        )
-        found = None
-        deadline = time.monotonic() + 10
-        while found is None and time.monotonic() < deadline:
-            for record in table.feed(table.conn.recv_batch(0.2)):
-                process = getattr(record, "process", None)
-                event = getattr(record, "event", None)
-                if (
-                    isinstance(event, pc.ExecEvent)
-                    and process
-                    and process.argv == ["/bin/sleep", seconds]
-                ):
-                    found = process
-        child.wait(timeout=10)
+        seconds = f"30.{os.getpid()}"  # this test's own sleep, whatever else runs
+        # The sleep lives until the table has its exec (its command line is read from /proc
+        # then, and leaves with it), then ends with unshare (--kill-child).
+        unshare = ["unshare", "--pid", "--fork", "--kill-child"]
+        child = subprocess.Popen([*unshare, "/bin/sh", "-c", f"exec /bin/sleep {seconds}"])
+        try:
+            found = None
+            deadline = time.monotonic() + 10
+            while found is None and time.monotonic() < deadline:
+                for record in table.feed(table.conn.recv_batch(0.2)):
+                    process = getattr(record, "process", None)
+                    event = getattr(record, "event", None)
+                    if (
+                        isinstance(event, pc.ExecEvent)
+                        and process
+                        and process.argv == ["/bin/sleep", seconds]
+                    ):
+                        found = process
+        finally:
+            child.kill()
+            child.wait(timeout=10)
     assert found is not None, "the sleep's exec was not seen"
     assert found.ns_pid == 1  # the namespace's first process
     assert found.pid_ns is not None and found.pid_ns != os.stat("/proc/self/ns/pid").st_ino

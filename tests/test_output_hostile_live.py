@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -32,8 +33,9 @@ HOSTILE = [
     "",  # an empty argument must stay visible
     'it\'s "quoted" $HOME `id` *',
 ]
-# Sets its own name (a comm event) to ESC ] 0 ; x BEL and a byte that is not UTF-8, then lives.
-SCRIPT = r"printf '\033]0;x\007\377' > /proc/$$/comm; sleep 0.5; :"
+# Sets its own name (a comm event) to ESC ] 0 ; x BEL and a byte that is not UTF-8, then lives
+# until told to end (a line on its stdin).
+SCRIPT = r"printf '\033]0;x\007\377' > /proc/$$/comm; sleep 0.5; read done; :"
 ARGV = ["/bin/sh", "-c", SCRIPT, *HOSTILE]
 HOSTILE_UID = 4242  # any local user
 
@@ -57,16 +59,19 @@ class Command:
         for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
             self.out += chunk
 
-    def shows_exit_of(self, pid: int, timeout: float = 30.0) -> bool:
-        """Wait (bounded) until the output has the exit of ``pid``: all its events are in."""
+    def shows(self, kind: str, pid: int, marked: str = "", timeout: float = 30.0) -> bool:
+        """Wait (bounded) until the output has a line of the ``kind`` event of ``pid`` holding
+        ``marked`` (an exit: all its events are in)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for line in self.out.decode("utf-8", "replace").splitlines():
+                if marked not in line:
+                    continue
                 if line.startswith("{"):
                     record = json.loads(line)
-                    if record["event"] == "exit" and record.get("process_tgid") == pid:
+                    if record["event"] == kind and record.get("process_tgid") == pid:
                         return True
-                elif line.split()[1:3] == ["exit", str(pid)]:
+                elif line.split()[1:3] == [kind, str(pid)]:
                     return True
             time.sleep(0.05)
         return False
@@ -111,8 +116,18 @@ def _bash_words(quoted: str) -> list[bytes]:
 
 
 def _hostile() -> subprocess.Popen[bytes]:
+    """The hostile process, started; it ends once told to (:func:`_release`)."""
     argv = [os.fsencode(arg) for arg in ARGV]
-    return subprocess.Popen(argv, user=HOSTILE_UID, group=HOSTILE_UID, extra_groups=[])
+    return subprocess.Popen(
+        argv, user=HOSTILE_UID, group=HOSTILE_UID, extra_groups=[], stdin=subprocess.PIPE
+    )
+
+
+def _release(process: subprocess.Popen[bytes]) -> None:
+    """Tell it to end: its ``read`` takes the line (once its sleep is over), and it exits 0."""
+    assert process.stdin is not None
+    process.stdin.write(b"done\n")
+    process.stdin.close()
 
 
 def _details(lines: list[str], kind: str, pid: int, columns: int = 3) -> list[str]:
@@ -139,8 +154,14 @@ def test_no_process_can_forge_a_line_reach_the_terminal_or_stop_the_command() ->
         for command in commands.values():
             _subscribed(command.process.pid)
         hostile = _hostile()
-        hostile.wait(timeout=10)
-        complete = all(command.shows_exit_of(hostile.pid) for command in commands.values())
+        # It lives until every command has shown its exec: its command line and exe are read
+        # from /proc then, and a process that has ended has taken them with it.
+        try:
+            execs = all(c.shows("exec", hostile.pid, "sleep 0.5") for c in commands.values())
+        finally:
+            _release(hostile)
+            hostile.wait(timeout=10)
+        complete = execs and all(c.shows("exit", hostile.pid) for c in commands.values())
         if complete or not any(command.lost() for command in commands.values()):
             break
         for command in commands.values():
@@ -157,7 +178,7 @@ def test_no_process_can_forge_a_line_reach_the_terminal_or_stop_the_command() ->
     (shown,) = _details(lines, "exec", pid)
     assert _bash_words(shown) == expected
     (exit_,) = _details(lines, "exit", pid)
-    assert exit_.startswith("exit 0 after 0.") and exit_.endswith(shown)
+    assert re.match(r"exit 0 after \d+\.\d{3}s  ", exit_) and exit_.endswith(shown)
     (comm,) = _details(lines, "comm", pid)
     assert comm.startswith("comm \\x1b]0;x\\x07\\xff  ")  # escaped, unambiguous
     shell = os.path.realpath(ARGV[0])  # -S: the busiest programs, by executable
@@ -183,6 +204,7 @@ def test_no_process_can_forge_a_line_reach_the_terminal_or_stop_the_command() ->
 
 def test_wait_says_how_a_hostile_process_ended_in_one_safe_line() -> None:
     hostile = _hostile()
+    _release(hostile)  # nothing here reads its command line: it may end after its sleep
     env = dict(os.environ, PYTHONIOENCODING="utf-8:strict")
     done = subprocess.run(
         [*COMMAND, "wait", str(hostile.pid)], capture_output=True, env=env, timeout=20, check=False
@@ -196,11 +218,18 @@ def test_the_command_survives_a_strict_ascii_stdout() -> None:
     (never an error, never a form that pastes as something else)."""
     command = Command("-e", "exec,exit", encoding="ascii:strict")
     _subscribed(command.process.pid)
-    cafe = subprocess.Popen(["/bin/sh", "-c", "sleep 0.5", "café"])
-    cafe.wait(timeout=10)
-    assert command.shows_exit_of(cafe.pid)
+    # It lives until its exec is shown (its command line is read from /proc then, and a
+    # process that has ended has taken it with it).
+    cafe = subprocess.Popen(
+        ["/bin/sh", "-c", "sleep 0.5; read done", "café"], stdin=subprocess.PIPE
+    )
+    try:
+        assert command.shows("exec", cafe.pid, "sleep 0.5")
+    finally:
+        cafe.communicate(b"done\n", timeout=10)  # its read takes the line: it exits 0
+    assert command.shows("exit", cafe.pid)
     code, lines, err = command.finish()
     assert code == 0, err
     (shown,) = _details(lines, "exec", cafe.pid)
     assert shown.isascii()
-    assert _bash_words(shown) == [b"/bin/sh", b"-c", b"sleep 0.5", "café".encode()]
+    assert _bash_words(shown) == [b"/bin/sh", b"-c", b"sleep 0.5; read done", "café".encode()]
