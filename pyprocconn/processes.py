@@ -62,6 +62,7 @@ EXECS_RECENT = 0.1  # ... that came within this many seconds
 _EXECS_CLOSE_NS = int(EXECS_CLOSE * 1e9)
 _EXECS_RECENT_NS = int(EXECS_RECENT * 1e9)
 _MAX_PENDING_CAPTURES = 4096  # captures whose exec never came are forgotten past this
+_RECEIVED_MAX = 4096  # events one receive() takes before handing them on
 
 
 class _Capture(NamedTuple):
@@ -76,6 +77,12 @@ class _Capture(NamedTuple):
     ids: tuple[int, int, int, int] | None = None  # uid, euid, gid, egid
     ns_pid: int | None = None
     pid_ns: int | str | None = None  # procfs.REFUSED: may not look
+
+
+# An exec another exec of the process followed before /proc was read: what /proc had was the
+# later program's, so this one's command line, name, exe and cwd are unknown.
+_SUPERSEDED = _Capture(None)
+_ExecKey = tuple[int, int]  # an exec: the process's tgid, the event's timestamp_ns
 
 
 class _Threads:
@@ -214,7 +221,9 @@ class ProcessTable:
         self.incomplete = 0  # execs whose process was gone before /proc could be read
         self.untracked = 0  # processes not held because the table was full
         self._threads: dict[int, _Threads] = {}  # only processes with more than their leader
-        self._captured: dict[int, _Capture] = {}  # exec'd pid -> what /proc had, read early
+        # What /proc had for each exec, read early (None: not read early, under overload).
+        self._captured: dict[_ExecKey, _Capture | None] = {}
+        self._read_until: dict[int, tuple[_ExecKey, int]] = {}  # tgid -> last read, done when
         self.resync_interval = resync_interval
         self._unsynced: list[EventsLost] = []  # losses not rescanned for yet
         self._next_rescan = 0.0  # time.monotonic() from which a rescan may run
@@ -315,27 +324,73 @@ class ProcessTable:
     def capture_execs(self, batch: Iterable[ProcEvent | EventsLost]) -> None:
         """Read each exec'd process's command line now, before anything else in the batch is
         looked at, then the rest of what /proc has (call it as soon as a batch is in hand;
-        :meth:`update` does the rest)."""
+        :meth:`update` does the rest). Execs already read are not read again."""
         items = batch if isinstance(batch, Sequence) else list(batch)
-        named = [item for item in items if getattr(item, "NAME", "") == "exec"]
+        captured = self._captured
+        named = [
+            item
+            for item in items
+            if getattr(item, "NAME", "") == "exec"
+            and (item.process_tgid, item.timestamp_ns) not in captured  # type: ignore[union-attr]
+        ]
         execs = cast("list[ExecEvent]", named)
         if not execs:
             return
-        pids = [item.process_tgid for item in execs]
         if len(items) > self.capture_limit:
-            self.skipped += len(pids)
+            self.skipped += len(execs)
+            captured.update(((event.process_tgid, event.timestamp_ns), None) for event in execs)
         else:
-            # The race is with these: every command line first, then every exe and cwd.
-            cmdlines = [self._read_cmdline(pid) for pid in pids]
-            places = [_places(pid) for pid in pids]
-            for pid, cmdline, place in zip(pids, cmdlines, places, strict=True):
-                self._captured[pid] = self._capture(pid, cmdline, place)
+            self._read_execs(execs)
         self._exec_times.extend(event.timestamp_ns for event in execs)
 
+    def _read_execs(self, execs: list[ExecEvent]) -> None:
+        """/proc for each exec, the race first: every command line, then every exe and cwd; an
+        exec that another of its process followed before the read gets none of it."""
+        captured, read_until = self._captured, self._read_until
+        last = {event.process_tgid: event for event in execs}
+        reading = [event for event in execs if last[event.process_tgid] is event]
+        for event in execs:
+            tgid = event.process_tgid
+            if event is not last[tgid]:
+                captured[tgid, event.timestamp_ns] = _SUPERSEDED
+            elif tgid in read_until:  # read in an earlier batch: was that after this exec?
+                earlier, done_ns = read_until[tgid]
+                if event.timestamp_ns < done_ns and captured.get(earlier) is not None:
+                    captured[earlier] = _SUPERSEDED
+        pids = [event.process_tgid for event in reading]
+        cmdlines = [self._read_cmdline(pid) for pid in pids]
+        places = [_places(pid) for pid in pids]
+        for event, cmdline, place in zip(reading, cmdlines, places, strict=True):
+            pid = event.process_tgid
+            captured[pid, event.timestamp_ns] = self._capture(pid, cmdline, place)
+        done_ns = time.monotonic_ns()  # the events' clock: an exec before this may be in it
+        read_until.update((event.process_tgid, ((event.process_tgid, event.timestamp_ns), done_ns))
+                          for event in reading)  # fmt: skip
+
+    def receive(self, timeout: float | None = None) -> list[ProcEvent | EventsLost]:
+        """The connector's next batch (waiting up to ``timeout`` seconds, None: forever; ``[]``
+        on timeout; lingering as :meth:`linger` says), its execs read from /proc at once, then
+        whatever came meanwhile, read the same way, until nothing waits: under a storm no
+        exec waits for the records of the ones before it. Losses come inline. Hand it to
+        :meth:`feed`."""
+        batch = self._received(timeout, self.linger())
+        taken = batch
+        while taken and len(batch) < _RECEIVED_MAX:
+            self.capture_execs(taken)
+            taken = self._received(0.0, 0.0)
+            batch += taken
+        return batch
+
+    def _received(self, timeout: float | None, linger: float) -> list[ProcEvent | EventsLost]:
+        try:
+            return list(self.conn.recv_batch(timeout, linger=linger))
+        except OverrunError as error:
+            return [error.loss]
+
     def feed(self, batch: Sequence[ProcEvent | EventsLost]) -> list[Record]:
-        """What a batch from the connector tells: command lines of execs read first
-        (:meth:`capture_execs`), then each item (:meth:`update`); an empty batch (a wait that
-        timed out) gives the rescan owed for losses, once due."""
+        """What a batch from the connector (or :meth:`receive`) tells: command lines of execs
+        read first (:meth:`capture_execs`), then each item (:meth:`update`); an empty batch (a
+        wait that timed out) gives the rescan owed for losses, once due."""
         self.capture_execs(batch)
         if not batch:
             return self.resync_due()
@@ -417,16 +472,26 @@ class ProcessTable:
         tgid = event.process_tgid
         old = self.processes.get(tgid)
         self._threads.pop(tgid, None)  # exec leaves one thread, with the process's pid
-        capture = self._captured.pop(tgid, None)
+        key = (tgid, event.timestamp_ns)
+        capture = self._captured.pop(key, None)
+        if self._read_until.get(tgid, (None,))[0] == key:
+            del self._read_until[tgid]
         if capture is None:  # not captured early (overload, or fed by hand): read now
             capture = self._capture(tgid)
         if len(self._captured) > _MAX_PENDING_CAPTURES:
             self._captured.clear()
+            self._read_until.clear()
         if old is None:
             process = Process(tgid, 0, None, "late")
         else:  # ids, parent and session carry over; what exec changes is read
             process = _derived(old, {"comm": None, "argv_truncated": False, "complete": True})
         process.exec_ns = event.timestamp_ns
+        if capture is _SUPERSEDED:  # what exec leaves is kept; what it changes is unknown
+            pid_ns = procfs.REFUSED if "pid_ns" in process.refused else process.pid_ns
+            capture = _Capture(
+                None, None, None, None, process.cgroup, process.container, None,
+                process.ns_pid, pid_ns,
+            )  # fmt: skip
         # Ids are the events' (a set-user-ID exec sends uid and gid events before its exec):
         # /proc, read with the batch in hand, may already hold a later change.
         self._apply(process, capture, ids=old is None or old.uid is None)
@@ -557,15 +622,8 @@ class ProcessTable:
     def __iter__(self) -> Iterator[Record]:
         """Records forever, from the connector; execs are read from /proc as soon as each
         batch is in hand."""
-        conn = self.conn
         while True:
-            try:
-                batch: list[ProcEvent | EventsLost] = list(
-                    conn.recv_batch(self.resync_in(), linger=self.linger())
-                )
-            except OverrunError as error:
-                batch = [error.loss]
-            yield from self.feed(batch)
+            yield from self.feed(self.receive(self.resync_in()))
 
     def close(self) -> None:
         if self._own:

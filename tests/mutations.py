@@ -35,6 +35,7 @@ HOSTILE = "tests/test_hostile_live.py"
 UNITS = "tests/test_record_units.py"
 RECORD = "tests/test_record_live.py"
 VALUES = "tests/test_command_values_live.py"
+CAPTURE = "tests/test_exec_capture_live.py"
 
 
 @dataclass(frozen=True)
@@ -468,6 +469,36 @@ MUTATIONS = [
         'start = raw.find(b"\\n" + key)',
         "start = raw.find(key) - 1",
         ("tests/test_processes_live.py::test_a_name_cannot_forge_or_break_a_status_line",),
+    ),
+    Mutation(
+        "an exec another exec of its process followed is given the later program",
+        "the record carries the process as it was at its event",
+        "pyprocconn/processes.py",
+        "            if event is not last[tgid]:",
+        "            if False:",
+        (
+            f"{CAPTURE}::test_an_exec_followed_by_another_before_the_read_shows_nothing_of_the_later",
+        ),
+    ),
+    Mutation(
+        "an exec read after the next exec of its process came kept as read",
+        "the record carries the process as it was at its event",
+        "pyprocconn/processes.py",
+        "if event.timestamp_ns < done_ns and captured.get(earlier) is not None:",
+        "if False:",
+        (
+            f"{CAPTURE}::test_an_exec_followed_by_another_before_the_read_shows_nothing_of_the_later",
+        ),
+    ),
+    Mutation(
+        "receive hands a batch on without reading what came meanwhile",
+        "every short-lived command by default",
+        "pyprocconn/processes.py",
+        "while taken and len(batch) < _RECEIVED_MAX:",
+        "while taken and len(batch) < 0:",
+        (
+            f"{CAPTURE}::test_an_exec_that_comes_while_a_batch_is_read_is_read_before_it_is_handed_on",
+        ),
     ),
     Mutation(
         "ids read again from /proc at every exec",

@@ -103,13 +103,13 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
     output = Output(Sink(stream), JsonFormat(table=not raw) if args.json else text)
     commands: Counter[str] = Counter()
     mode: Mode = (
-        RawMode(args, tree, shows)
+        RawMode(conn, args, tree, shows)
         if raw
         else TableMode(conn, args, tree, shows, commands, text if args.stats else None)
     )
     reader_gone = False
     try:
-        follow(conn, mode, output, args, tree)
+        follow(mode, output, args, tree)
     except (KeyboardInterrupt, _StopSignalError):
         pass
     except BrokenPipeError:

@@ -29,23 +29,18 @@ _MAX_REMEMBERED = 65536  # --raw --comm/--cmdline: names kept for exits, cleared
 
 
 def batches(
-    conn: pc.ProcConnector,
+    receive: Callable[[float | None], Batch],
     duration: float | None,
     wait_at_most: Callable[[], float | None],
-    linger: Callable[[], float],
 ) -> Iterator[Batch]:
-    """The connector's batches until ``duration`` seconds pass (None: forever), with each loss
+    """The mode's batches until ``duration`` seconds pass (None: forever), with each loss
     inline; an empty batch when ``wait_at_most()`` seconds passed without events."""
     deadline = None if duration is None else time.monotonic() + duration
     while True:
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             return
-        timeout = min((w for w in (remaining, wait_at_most()) if w is not None), default=None)
-        try:
-            yield list(conn.recv_batch(timeout, linger=linger()))
-        except pc.OverrunError as error:
-            yield [error.loss]
+        yield receive(min((w for w in (remaining, wait_at_most()) if w is not None), default=None))
 
 
 class RawMode:
@@ -53,19 +48,23 @@ class RawMode:
 
     def __init__(
         self,
+        conn: pc.ProcConnector,
         args: argparse.Namespace,
         tree: Descendants | None,
         shows: Callable[[pc.ProcEvent], bool],
     ) -> None:
-        self.tree, self.shows = tree, shows
+        self.conn, self.tree, self.shows = conn, tree, shows
         self.comm, self.cmdline = args.comm, args.cmdline
         self.looks_up = args.comm or args.cmdline
         self._linger = 0.0 if self.looks_up else pc.DEFAULT_LINGER  # /proc is read at once
         self._remembered: dict[int, dict[str, object]] = {}
 
-    def linger(self) -> float:
-        """Seconds the next receive may let events gather."""
-        return self._linger
+    def receive(self, timeout: float | None) -> Batch:
+        """The connector's next batch (``[]`` after ``timeout`` seconds), a loss inline."""
+        try:
+            return list(self.conn.recv_batch(timeout, linger=self._linger))
+        except pc.OverrunError as error:
+            return [error.loss]
 
     def entries(self, batch: Batch) -> Iterator[Entry]:
         for item in batch:
@@ -115,7 +114,8 @@ class TableMode:
         text: TextFormat | None,
     ) -> None:
         self.table = ProcessTable(conn, max_argv=args.max_argv)
-        self.linger = self.table.linger  # see ProcessTable.linger
+        # Each exec read from /proc before anything is shown (see ProcessTable.receive).
+        self.receive = self.table.receive
         self.tree, self.shows, self.commands, self.text = tree, shows, commands, text
         self.threads = args.threads
         self.matching = Matching(args.user, args.cgroup, args.container)
@@ -170,7 +170,6 @@ Mode = RawMode | TableMode
 
 
 def follow(
-    conn: pc.ProcConnector,
     mode: Mode,
     output: Output,
     args: argparse.Namespace,
@@ -186,7 +185,7 @@ def follow(
         waits = (sink.flush_in(), None if table is None else table.resync_in())
         return min((wait for wait in waits if wait is not None), default=None)
 
-    for batch in batches(conn, args.duration, wait_at_most, mode.linger):
+    for batch in batches(mode.receive, args.duration, wait_at_most):
         for entry in mode.entries(batch):
             output.write(entry)
             if isinstance(entry, EventEntry):

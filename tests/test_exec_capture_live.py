@@ -1,0 +1,114 @@
+"""When the table reads /proc for an exec, on the real kernel: an exec another exec of the same
+process followed before the read shows nothing of the later program, and an exec that comes
+while a batch is read is read before the batch is handed on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterable
+
+import pytest
+
+import pyprocconn as pc
+from pyprocconn.processes import Process, ProcessTable, Seen
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
+
+Items = list[pc.ProcEvent | pc.EventsLost]
+
+
+def _execs_of(pid: int, items: Iterable[object]) -> list[pc.ExecEvent]:
+    return [i for i in items if isinstance(i, pc.ExecEvent) and i.process_tgid == pid]
+
+
+def _exec_records_of(pid: int, records: Iterable[object]) -> list[Process]:
+    seen = [r for r in records if isinstance(r, Seen) and _execs_of(pid, [r.event])]
+    return [r.process for r in seen if r.process is not None]
+
+
+def _gather_until(table: ProcessTable, pid: int, execs: int) -> Items:
+    """Everything received until ``pid`` has exec'd ``execs`` times, without feeding the table."""
+    items: Items = []
+    deadline = time.monotonic() + 15
+    while len(_execs_of(pid, items)) < execs:
+        assert time.monotonic() < deadline, "the execs did not all arrive"
+        try:
+            items += table.conn.recv_batch(0.2)
+        except pc.OverrunError as error:  # others' churn: not the question here
+            items.append(error.loss)
+    return items
+
+
+@pytest.mark.parametrize("read", ["in one batch", "the first exec read before the last came"])
+def test_an_exec_followed_by_another_before_the_read_shows_nothing_of_the_later(read: str) -> None:
+    # sh execs env, which execs sleep: /proc, read after all three, shows only the sleep. The
+    # table must not give the sh's or env's exec the sleep's command line (``env X=1 prog``
+    # and ``exec "$@"`` wrappers do this within a millisecond).
+    with ProcessTable() as table:
+        child = subprocess.Popen(
+            ["/bin/sh", "-c", "read go; exec env X=1 /bin/sleep 30"], stdin=subprocess.PIPE
+        )
+        try:
+            assert child.stdin is not None
+            child.stdin.write(b"go\n")
+            child.stdin.close()
+            items = _gather_until(table, child.pid, 3)
+            if read != "in one batch":  # the env's exec read, with the sleep's not yet in hand
+                env_exec = _execs_of(child.pid, items)[1]
+                table.capture_execs(items[: items.index(env_exec) + 1])
+            records = table.feed(items)
+        finally:
+            child.kill()
+            child.wait()
+    execs = _exec_records_of(child.pid, records)
+    sh, env, sleep = execs[-3:]
+    assert sleep.argv == ["/bin/sleep", "30"] and sleep.comm == "sleep" and sleep.complete
+    for superseded in (sh, env):
+        assert superseded.argv is None and superseded.comm is None and not superseded.complete
+        assert superseded.exe is None and superseded.cwd is None
+        assert superseded.cgroup == sleep.cgroup is not None  # what exec leaves is kept
+    assert sleep.exe == os.path.realpath("/bin/sleep")
+
+
+def test_an_exec_that_comes_while_a_batch_is_read_is_read_before_it_is_handed_on() -> None:
+    # The second child execs while the table reads the first one's /proc (the capture is held
+    # up until then), and ends before the batch is fed: only a receive that takes what came
+    # meanwhile, and reads it at once, has its command line.
+    second = subprocess.Popen(
+        ["/bin/sh", "-c", "read go; exec /bin/sleep 0.3"], stdin=subprocess.PIPE
+    )
+    first = None
+    released: list[bool] = []
+    try:
+        with ProcessTable() as table:
+            capture = table.capture_execs
+
+            def held_up(batch: Iterable[pc.ProcEvent | pc.EventsLost]) -> None:
+                items = list(batch)
+                capture(items)
+                if first is not None and _execs_of(first.pid, items) and not released:
+                    released.append(True)
+                    assert second.stdin is not None
+                    second.stdin.write(b"go\n")
+                    second.stdin.close()
+                    time.sleep(0.2)  # its exec is queued by now
+
+            table.capture_execs = held_up  # type: ignore[method-assign]
+            first = subprocess.Popen(["/bin/sleep", "30"])
+            items: Items = []
+            deadline = time.monotonic() + 15
+            while not _execs_of(first.pid, items):
+                assert time.monotonic() < deadline, "the first exec never arrived"
+                items = table.receive(0.5)
+            assert _execs_of(second.pid, items), "what came during the read was not taken"
+            second.wait(timeout=10)  # ended and reaped: nothing left in /proc
+            records = table.feed(items)
+    finally:
+        for child in (first, second):
+            if child is not None:
+                child.kill()
+                child.wait()
+    (exec_,) = _exec_records_of(second.pid, records)
+    assert exec_.argv == ["/bin/sleep", "0.3"]
