@@ -26,6 +26,8 @@ TABLE_RT = "pyprocconn ProcessTable(realtime=True)"
 COMMAND = "pyprocconn -e exec"
 COMMAND_JSON = "pyprocconn --json -e exec"
 COMMAND_NO_PRIORITY = "pyprocconn --no-priority -e exec"
+COMMAND_ONE_READER = "pyprocconn --no-exec-reader -e exec"
+COMMAND_JSON_ONE_READER = "pyprocconn --json --no-exec-reader -e exec"
 COMMAND_RT = "pyprocconn -r -e exec"
 # A bounded real-time reservation (SCHED_DEADLINE, 5 ms of CPU every 10 ms), set from outside:
 # measured as the alternative to -r that cannot starve the machine (see the README).
@@ -268,6 +270,8 @@ def make_tools(scratch: Path) -> tuple[list[Tool], list[str]]:
     for name, parse in (
         (COMMAND, parse_forkstat_exec),
         (COMMAND_JSON, parse_command_json),
+        (COMMAND_ONE_READER, parse_forkstat_exec),
+        (COMMAND_JSON_ONE_READER, parse_command_json),
         (COMMAND_NO_PRIORITY, parse_forkstat_exec),
         (COMMAND_RT, parse_forkstat_exec),
     ):

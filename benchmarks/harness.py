@@ -125,11 +125,14 @@ class Consumer:
         return False
 
     def cpu(self) -> float:
-        """Seconds on a CPU so far, all its threads (schedstat: nanoseconds, not clock ticks)."""
-        total = 0
-        for stat in Path(f"/proc/{self.process.pid}/task").glob("*/schedstat"):
-            with contextlib.suppress(OSError):
-                total += int(stat.read_text().split()[0])
+        """Seconds on a CPU so far, all its threads and its child processes' (the command's
+        exec reader) (schedstat: nanoseconds, not clock ticks)."""
+        total, pids = 0, [self.process.pid]
+        while pids:
+            for task in Path(f"/proc/{pids.pop()}/task").glob("*"):
+                with contextlib.suppress(OSError):
+                    total += int((task / "schedstat").read_text().split()[0])
+                    pids += [int(pid) for pid in (task / "children").read_text().split()]
         return total / 1e9
 
     def drained(self, limit: float = 30.0) -> float:

@@ -35,6 +35,7 @@ from pyprocconn.connector import DEFAULT_RCVBUF, ProcConnector
 from pyprocconn.containers import Container
 from pyprocconn.errors import OverrunError
 from pyprocconn.events import EventsLost, EventType, ProcEvent
+from pyprocconn.exec_reader import ExecReader
 from pyprocconn.priority import raise_priority, shorten_slice
 from pyprocconn.records import Exited, Origin, Process, Record, Resynced, Seen
 
@@ -193,6 +194,7 @@ class ProcessTable:
         max_processes: int = 1 << 20,
         max_argv: int = DEFAULT_MAX_ARGV,
         resync_interval: float = 0.5,
+        exec_reader: bool = False,
     ) -> None:
         if max_argv < 1 or max_processes < 1:
             raise ValueError("max_argv and max_processes must be at least 1")
@@ -207,6 +209,8 @@ class ProcessTable:
         raise_priority(nice, realtime)
         if time_slice is not None:
             shorten_slice(time_slice)
+        # Forked first, while this process holds little (see pyprocconn.exec_reader).
+        self._reader = ExecReader(max_argv) if exec_reader else None
         self._own = conn is None
         self.conn = (
             ProcConnector(rcvbuf=DEFAULT_RCVBUF * 4, urgent=EventType.EXEC)
@@ -360,12 +364,16 @@ class ProcessTable:
         pids = [event.process_tgid for event in reading]
         cmdlines = [self._read_cmdline(pid) for pid in pids]
         places = [_places(pid) for pid in pids]
-        for event, cmdline, place in zip(reading, cmdlines, places, strict=True):
-            pid = event.process_tgid
-            captured[pid, event.timestamp_ns] = self._capture(pid, cmdline, place)
         done_ns = time.monotonic_ns()  # the events' clock: an exec before this may be in it
-        read_until.update((event.process_tgid, ((event.process_tgid, event.timestamp_ns), done_ns))
-                          for event in reading)  # fmt: skip
+        early = self._reader.take() if self._reader is not None else {}
+        for event, own_cmdline, own_places in zip(reading, cmdlines, places, strict=True):
+            pid, key = event.process_tgid, (event.process_tgid, event.timestamp_ns)
+            cmdline, place, done = own_cmdline, own_places, done_ns
+            found = None if cmdline else early.get(key)
+            if found is not None and found.cmdline:  # gone already: what the exec reader caught
+                cmdline, place, done = found.cmdline, (found.exe, found.cwd), found.done_ns
+            captured[key] = self._capture(pid, cmdline, place)
+            read_until[pid] = (key, done)
 
     def receive(self, timeout: float | None = None) -> list[ProcEvent | EventsLost]:
         """The connector's next batch (waiting up to ``timeout`` seconds, None: forever; ``[]``
@@ -626,6 +634,8 @@ class ProcessTable:
             yield from self.feed(self.receive(self.resync_in()))
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         if self._own:
             self.conn.close()
 

@@ -664,7 +664,7 @@ def test_the_unread_note_counts_only_the_execs_shown() -> None:
     # The command is stopped while a followed child and an unfollowed process exec and exit:
     # neither command line can be read; the note counts the one shown.
     root = _gated("/bin/true followed; read done")
-    cli = Cli("-e", "exec", "-p", str(root.pid))
+    cli = Cli("-e", "exec", "-p", str(root.pid), "--no-exec-reader")
     _subscribed(cli.process.pid)
     os.kill(cli.process.pid, signal.SIGSTOP)
     try:
@@ -679,6 +679,38 @@ def test_the_unread_note_counts_only_the_execs_shown() -> None:
     code, err = cli.finish()
     assert code == 0, err
     assert "command lines not read: 1 of the 1 execs shown" in err, err
+
+
+def _exec_reader_of(pid: int) -> int:
+    """The command's exec reader (its one child process), once it has subscribed."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if children and in_the_group(int(children[0])):
+            return int(children[0])
+        time.sleep(0.02)
+    pytest.fail(f"the command {pid} has no exec reader")
+
+
+def test_the_exec_reader_reads_what_the_stopped_command_could_not() -> None:
+    # As above, but by default: the command's own process is stopped, its exec reader (a child
+    # process) is not, and reads the followed child's command line the moment it execs.
+    root = _gated("exec /bin/sleep 0.3")
+    cli = Cli("-e", "exec", "-p", str(root.pid))
+    _subscribed(cli.process.pid)
+    _exec_reader_of(cli.process.pid)
+    os.kill(cli.process.pid, signal.SIGSTOP)
+    try:
+        _go(root)
+        root.wait(timeout=10)  # exec'd, slept, ended and reaped: nothing left in /proc
+    finally:
+        os.kill(cli.process.pid, signal.SIGCONT)
+    assert cli.wait_for(lambda lines: any(" exec " in line for line in lines)), cli.lines
+    code, err = cli.finish()
+    assert code == 0, err
+    (shown,) = [line for line in cli.lines if " exec " in line]
+    assert shown.endswith(f" {root.pid}  /bin/sleep 0.3"), shown
+    assert "command lines not read" not in err, err
 
 
 def test_check_json_is_one_object_saying_whether_events_flow() -> None:

@@ -1,17 +1,20 @@
 """When the table reads /proc for an exec, on the real kernel: an exec another exec of the same
-process followed before the read shows nothing of the later program, and an exec that comes
-while a batch is read is read before the batch is handed on."""
+process followed before the read shows nothing of the later program, an exec that comes while a
+batch is read is read before the batch is handed on, and the exec reader (a second process)
+has what the table itself came too late for."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 
 import pytest
 
 import pyprocconn as pc
+from pyprocconn.check import in_the_group
 from pyprocconn.processes import Process, ProcessTable, Seen
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
@@ -112,3 +115,68 @@ def test_an_exec_that_comes_while_a_batch_is_read_is_read_before_it_is_handed_on
                 child.wait()
     (exec_,) = _exec_records_of(second.pid, records)
     assert exec_.argv == ["/bin/sleep", "0.3"]
+
+
+def _subscribed(pid: int) -> None:
+    deadline = time.monotonic() + 15
+    while not in_the_group(pid):
+        assert time.monotonic() < deadline, f"process {pid} never subscribed"
+        time.sleep(0.02)
+
+
+def test_the_exec_reader_has_what_the_table_itself_came_too_late_for() -> None:
+    # The table reads nothing until the child has exec'd, ended and been reaped: its own read
+    # finds nothing; its exec reader (a second process, woken at the exec) read it all then.
+    child = subprocess.Popen(
+        ["/bin/sh", "-c", "read go; exec /bin/sleep 0.3"], stdin=subprocess.PIPE
+    )
+    try:
+        with ProcessTable(exec_reader=True) as table:
+            assert table._reader is not None
+            _subscribed(table._reader.pid)
+            assert child.stdin is not None
+            child.stdin.write(b"go\n")
+            child.stdin.close()
+            child.wait(timeout=10)
+            records = table.feed(_gather_until(table, child.pid, 1))
+    finally:
+        child.kill()
+        child.wait()
+    (exec_,) = _exec_records_of(child.pid, records)
+    assert exec_.argv == ["/bin/sleep", "0.3"] and exec_.complete
+    assert exec_.exe == os.path.realpath("/bin/sleep") and exec_.cwd == os.getcwd()
+
+
+def _gone(pid: int, within: float) -> bool:
+    """Whether process ``pid`` is gone (reaped) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def test_the_exec_reader_ends_with_its_table_and_with_its_process() -> None:
+    with ProcessTable(exec_reader=True) as table:
+        assert table._reader is not None
+        reader = table._reader.pid
+        _subscribed(reader)
+    assert _gone(reader, 0), "closing the table did not end its reader"
+    # A table's process killed outright: its reader notices within a second and unsubscribes.
+    code = (
+        "import os, sys, time; from pyprocconn.processes import ProcessTable; "
+        "t = ProcessTable(exec_reader=True); print(t._reader.pid, flush=True); time.sleep(30)"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        reader = int(owner.stdout.readline())
+        _subscribed(reader)
+    finally:
+        owner.kill()
+        owner.wait()
+    assert _gone(reader, 5), "the reader outlived its process"

@@ -181,6 +181,7 @@ def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             ("--cgroup", args.cgroup is not None),
             ("--container", args.container is not None),
             ("--max-argv", args.max_argv != DEFAULT_MAX_ARGV),
+            ("--no-exec-reader", args.no_exec_reader),
         )
         if asked
     ]

@@ -113,7 +113,8 @@ class TableMode:
         commands: Counter[str],
         text: TextFormat | None,
     ) -> None:
-        self.table = ProcessTable(conn, max_argv=args.max_argv)
+        reader = not args.no_exec_reader
+        self.table = ProcessTable(conn, max_argv=args.max_argv, exec_reader=reader)
         # Each exec read from /proc before anything is shown (see ProcessTable.receive).
         self.receive = self.table.receive
         self.tree, self.shows, self.commands, self.text = tree, shows, commands, text

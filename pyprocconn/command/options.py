@@ -195,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run under SCHED_FIFO (like forkstat -r; needs CAP_SYS_NICE): may starve the "
         "machine under a fork storm",
     )
+    add(
+        "--no-exec-reader",
+        action="store_true",
+        help="read each exec's command line in this process only, without the helper "
+        "process that reads it the moment the kernel reports it (Linux 6.6+)",
+    )
     add("--comm", action="store_true", help="with --raw: add the process name from /proc")
     add("--cmdline", action="store_true", help="with --raw: add the command line from /proc")
     add(
