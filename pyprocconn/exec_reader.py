@@ -47,11 +47,17 @@ class ExecReader:
         readable, writable = os.pipe()
         nice, slice_ = os.getpriority(os.PRIO_PROCESS, 0), time_slice()
         parent = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()  # refused to a SCHED_DEADLINE task (EAGAIN)
+        except OSError:
+            os.close(readable)
+            os.close(writable)
+            raise
         if pid == 0:  # the child: never returns
             code = 0
             try:
-                os.close(readable)
+                os.closerange(3, writable)  # the table's socket too: only its parent reads it
+                os.closerange(writable + 1, os.sysconf("SC_OPEN_MAX"))
                 _run(writable, parent, max_argv, nice, slice_)
             except BaseException:  # the reader ends quietly, whatever happened
                 code = 1

@@ -175,6 +175,9 @@ class ProcessTable:
     (:func:`~pyprocconn.priority.raise_priority`). ``time_slice``: ask the scheduler for this
     slice in seconds (``priority.SHORTEST_SLICE``, 0.1 ms: the listener preempts the running
     process at wake-up; no privilege needed; :func:`~pyprocconn.priority.shorten_slice`).
+    ``exec_reader``: fork a second listener that reads each exec's command line, exe and cwd
+    the moment the kernel reports it, used where the table's own read came too late
+    (:mod:`pyprocconn.exec_reader`; make the table before starting threads: it forks).
     ``max_processes`` bounds the processes held, ``max_argv`` the
     bytes of each command line. ``resync_interval``: the least time between two rescans of
     ``/proc`` after losses; a loss within it is owed and merged into the next rescan, made by the
@@ -210,7 +213,13 @@ class ProcessTable:
         if time_slice is not None:
             shorten_slice(time_slice)
         # Forked first, while this process holds little (see pyprocconn.exec_reader).
-        self._reader = ExecReader(max_argv) if exec_reader else None
+        self._reader: ExecReader | None = None
+        self.exec_reader_refused: str | None = None  # why fork failed (SCHED_DEADLINE: EAGAIN)
+        if exec_reader:
+            try:
+                self._reader = ExecReader(max_argv)
+            except OSError as error:
+                self.exec_reader_refused = error.strerror or str(error)
         self._own = conn is None
         self.conn = (
             ProcConnector(rcvbuf=DEFAULT_RCVBUF * 4, urgent=EventType.EXEC)

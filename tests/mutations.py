@@ -501,6 +501,25 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "the exec reader's read never used",
+        "every short-lived command by default",
+        "pyprocconn/processes.py",
+        "if found is not None and found.cmdline:",
+        "if False:",
+        (
+            f"{CAPTURE}::test_the_exec_reader_has_what_the_table_itself_came_too_late_for",
+            "tests/test_cli.py::test_the_exec_reader_reads_what_the_stopped_command_could_not",
+        ),
+    ),
+    Mutation(
+        "the exec reader outlives a killed table",
+        "nothing left behind: a listener unsubscribes",
+        "pyprocconn/exec_reader.py",
+        "while os.getppid() == parent:",
+        "while True:",
+        (f"{CAPTURE}::test_the_exec_reader_ends_with_its_table_and_with_its_process",),
+    ),
+    Mutation(
         "ids read again from /proc at every exec",
         "the record carries the process as it was at its event",
         "pyprocconn/processes.py",

@@ -516,6 +516,7 @@ def test_sigterm_and_sighup_end_like_ctrl_c(sig: int) -> None:
         (["--comm"], "--comm and --cmdline go with --raw"),
         (["--raw", "--tree", "-x", "--user", "0"], "--tree, -x, --user: the process table's"),
         (["--raw", "--cgroup", "x"], "--cgroup: the process table's"),
+        (["--raw", "--no-exec-reader"], "--no-exec-reader: the process table's"),
     ],
 )
 def test_bad_values_are_usage_errors(args: list[str], message: str) -> None:

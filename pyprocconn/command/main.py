@@ -83,19 +83,10 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
     urgent = pc.EventType.EXEC if not raw and subscribed & pc.EventType.EXEC else None
     conn = pc.ProcConnector(events=None if everything else subscribed, rcvbuf=rcvbuf, urgent=urgent)
     # The process and its descendants are looked up after subscribing: no fork is missed.
-    if args.pid and not procfs.alive(args.pid):
+    refused = _not_followable(args.pid) if args.pid else None
+    if refused is not None:
         conn.close()
-        why = "has already exited (a zombie its parent has not reaped)"
-        said = f"process {args.pid} {why}" if procfs.stat(args.pid) else f"no process {args.pid}"
-        print(f"pyprocconn: {said}", file=sys.stderr)
-        return 1
-    leader = procfs.tgid(args.pid) if args.pid else None
-    if leader is not None and leader != args.pid:
-        conn.close()
-        print(
-            f"pyprocconn: {args.pid} is a thread of process {leader}: use -p {leader}",
-            file=sys.stderr,
-        )
+        print(f"pyprocconn: {refused}", file=sys.stderr)
         return 1
     tree = Descendants(args.pid) if args.pid else None
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
@@ -119,6 +110,8 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         stats, granted = conn.stats, conn.rcvbuf
+        setup = _setup(priority, mode)
+        mode.close()
         conn.close()
         if not reader_gone:
             output.sink.flush()
@@ -127,8 +120,27 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
             print(note, file=sys.stderr)
         if args.stats:
             elapsed = time.monotonic() - started
-            _print_stats(output.counts, stats, elapsed, granted, commands, priority)
+            _print_stats(output.counts, stats, elapsed, granted, commands, setup)
     return 0
+
+
+def _not_followable(pid: int) -> str | None:
+    """Why ``-p pid`` cannot be followed, or None."""
+    if not procfs.alive(pid):
+        why = "has already exited (a zombie its parent has not reaped)"
+        return f"process {pid} {why}" if procfs.stat(pid) else f"no process {pid}"
+    leader = procfs.tgid(pid)
+    if leader is not None and leader != pid:
+        return f"{pid} is a thread of process {leader}: use -p {leader}"
+    return None
+
+
+def _setup(priority: str, mode: Mode) -> list[str]:
+    """What -S says of how the command ran."""
+    setup = [f"priority: {priority}"]
+    if isinstance(mode, TableMode):
+        setup.append(f"exec reader: {mode.exec_reader()}")
+    return setup
 
 
 def _print_stats(
@@ -137,7 +149,7 @@ def _print_stats(
     elapsed: float,
     rcvbuf: int,
     commands: Counter[str],
-    priority: str,
+    setup: list[str],
 ) -> None:
     total = sum(counts.values())
     lines = [f"{name:<10} {count:>10}" for name, count in Counter(counts).most_common()]
@@ -149,7 +161,7 @@ def _print_stats(
         f"lost: {lost}; dropped datagrams: {stats.foreign} foreign, {stats.malformed} malformed",
         f"rate: {total / elapsed if elapsed > 0 else 0:.1f} events/s over {elapsed:.1f} s",
         f"receive buffer: {rcvbuf} bytes granted by the kernel",
-        f"priority: {priority}",
+        *setup,
     ]
     if commands:
         lines.append("events per program (the 10 busiest):")

@@ -59,6 +59,9 @@ class RawMode:
         self._linger = 0.0 if self.looks_up else pc.DEFAULT_LINGER  # /proc is read at once
         self._remembered: dict[int, dict[str, object]] = {}
 
+    def close(self) -> None:
+        pass
+
     def receive(self, timeout: float | None) -> Batch:
         """The connector's next batch (``[]`` after ``timeout`` seconds), a loss inline."""
         try:
@@ -155,6 +158,18 @@ class TableMode:
             self.execs_shown += 1
             self.unread += process is None or not process.argv
         return EventEntry(event, process, record.lifetime_ns, depth, thread)
+
+    def close(self) -> None:
+        """End the exec reader (the connector is the command's)."""
+        self.table.close()
+
+    def exec_reader(self) -> str:
+        """What -S says of the exec reader."""
+        if self.table._reader is not None:
+            return f"pid {self.table._reader.pid}"
+        if self.table.exec_reader_refused is not None:
+            return f"not started ({self.table.exec_reader_refused})"
+        return "off (--no-exec-reader)"
 
     def finish(self) -> str | None:
         """The note on the execs shown whose command line could not be read, if any (the
