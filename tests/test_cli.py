@@ -714,6 +714,19 @@ def test_the_exec_reader_reads_what_the_stopped_command_could_not() -> None:
     assert "command lines not read" not in err, err
 
 
+def test_where_fork_is_refused_the_command_runs_without_its_exec_reader() -> None:
+    # A SCHED_DEADLINE task may not fork (EAGAIN): the command runs on and -S says why.
+    reservation = ["chrt", "-d", "-T", "5000000", "-P", "10000000", "0"]
+    if subprocess.run([*reservation, "true"], check=False, capture_output=True).returncode:
+        pytest.skip("chrt -d refused here")
+    done = subprocess.run(
+        [*reservation, *COMMAND, "-e", "exec", "-S", "-D", "0.5"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "exec reader: not started (Resource temporarily unavailable)" in done.stderr
+
+
 def test_check_json_is_one_object_saying_whether_events_flow() -> None:
     done = subprocess.run(
         [*COMMAND, "--check", "--json"], capture_output=True, text=True, timeout=60, check=False
