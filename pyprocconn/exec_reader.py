@@ -27,7 +27,8 @@ from pyprocconn.events import EventType, ExecEvent
 from pyprocconn.priority import shorten_slice, time_slice
 
 _Sent = list[tuple[tuple[int, int], tuple[bytes | None, str | None, str | None, int]]]
-_KEPT = 1024  # reads held for the table at most (most are never needed: it read them itself)
+_KEPT = 1024  # reads held for the table at most, the oldest dropped (most are never needed)
+_FRAME_MAX = 1 << 24  # bytes of one message from the reader: more is a broken pipe's garbage
 
 
 class EarlyRead(NamedTuple):
@@ -56,8 +57,7 @@ class ExecReader:
         if pid == 0:  # the child: never returns
             code = 0
             try:
-                os.closerange(3, writable)  # the table's socket too: only its parent reads it
-                os.closerange(writable + 1, os.sysconf("SC_OPEN_MAX"))
+                _detach(writable)
                 _run(writable, parent, max_argv, nice, slice_)
             except BaseException:  # the reader ends quietly, whatever happened
                 code = 1
@@ -65,10 +65,15 @@ class ExecReader:
                 os._exit(code)
         os.close(writable)
         os.set_blocking(readable, False)
-        self.pid = pid
+        self.pid: int | None = pid
         self._pipe: int | None = readable
         self._unread = b""
         self.reads: dict[tuple[int, int], EarlyRead] = {}  # (tgid, exec timestamp_ns) ->
+
+    def running(self) -> bool:
+        """Whether the reader still sends (it ends at once where the kernel cannot filter)."""
+        self.take()
+        return self._pipe is not None
 
     def take(self) -> dict[tuple[int, int], EarlyRead]:
         """What the reader has sent since the last call, added to :attr:`reads`."""
@@ -81,31 +86,42 @@ class ExecReader:
             except BlockingIOError:
                 break
             if not chunk:  # the reader has ended
-                os.close(self._pipe)
-                self._pipe = None
+                self._end_pipe()
                 break
             chunks.append(chunk)
         data, at = b"".join(chunks), 0
-        if len(self.reads) > _KEPT:
-            self.reads.clear()
         while len(data) - at >= 4:
             size = int.from_bytes(data[at : at + 4], "little")
+            if size > _FRAME_MAX:
+                self._end_pipe()
+                break
             if len(data) - at - 4 < size:
                 break
-            for key, read in pickle.loads(data[at + 4 : at + 4 + size]):  # our own child's
-                self.reads[key] = EarlyRead(*read)
+            try:
+                sent = pickle.loads(data[at + 4 : at + 4 + size])  # our own child's
+                self.reads.update((tuple(key), EarlyRead(*read)) for key, read in sent)
+            except Exception:
+                self._end_pipe()
+                break
             at += 4 + size
-        self._unread = data[at:]
+        self._unread = data[at:] if self._pipe is not None else b""
+        while len(self.reads) > _KEPT:
+            del self.reads[next(iter(self.reads))]
         return self.reads
 
-    def close(self) -> None:
-        """End the reader (it unsubscribes) and wait for it."""
+    def _end_pipe(self) -> None:
         if self._pipe is not None:
             os.close(self._pipe)
             self._pipe = None
-        with contextlib.suppress(OSError):
-            os.kill(self.pid, signal.SIGTERM)
-            os.waitpid(self.pid, 0)
+
+    def close(self) -> None:
+        """End the reader (it unsubscribes) and wait for it; once."""
+        pid, self.pid = self.pid, None
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+        self._end_pipe()
 
 
 class _StopError(Exception):
@@ -113,7 +129,20 @@ class _StopError(Exception):
 
 
 def _stop(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: nothing interrupts the unsubscribing
     raise _StopError
+
+
+def _detach(pipe: int) -> None:
+    """Keep nothing of the parent's but the pipe: not its socket, its output or its wake-up fd."""
+    os.closerange(3, pipe)
+    os.closerange(pipe + 1, os.sysconf("SC_OPEN_MAX"))
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    with contextlib.suppress(ValueError):  # forked from a thread other than the main one
+        signal.set_wakeup_fd(-1)
 
 
 def _run(pipe: int, parent: int, max_argv: int, nice: int, slice_: float | None) -> None:
@@ -122,6 +151,7 @@ def _run(pipe: int, parent: int, max_argv: int, nice: int, slice_: float | None)
     gc.freeze()  # the parent's objects stay shared: the collector never touches them
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the table, which ends it
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a closed pipe is an error here, not death
     signal.signal(signal.SIGTERM, _stop)
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, nice)
@@ -157,4 +187,6 @@ def _read(last: dict[int, ExecEvent], max_argv: int) -> _Sent:
 
 def _send(pipe: int, reads: _Sent) -> None:
     data = pickle.dumps(reads)
-    os.write(pipe, len(data).to_bytes(4, "little") + data)
+    frame = memoryview(len(data).to_bytes(4, "little") + data)
+    while frame:  # a signal may cut a write into a full pipe short
+        frame = frame[os.write(pipe, frame) :]

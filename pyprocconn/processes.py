@@ -213,25 +213,41 @@ class ProcessTable:
         if time_slice is not None:
             shorten_slice(time_slice)
         # Forked first, while this process holds little (see pyprocconn.exec_reader).
-        self._reader: ExecReader | None = None
+        self.reader: ExecReader | None = None
+        self._own = False  # the connector is this table's, to close with it
         self.exec_reader_refused: str | None = None  # why fork failed (SCHED_DEADLINE: EAGAIN)
         if exec_reader:
             try:
-                self._reader = ExecReader(max_argv)
+                self.reader = ExecReader(max_argv)
             except OSError as error:
                 self.exec_reader_refused = error.strerror or str(error)
-        self._own = conn is None
+        try:
+            self._start(conn, snapshot, capture_limit, max_processes, max_argv, resync_interval)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(
+        self,
+        conn: ProcConnector | None,
+        snapshot: bool,
+        capture_limit: int,
+        max_processes: int,
+        max_argv: int,
+        resync_interval: float,
+    ) -> None:
         self.conn = (
             ProcConnector(rcvbuf=DEFAULT_RCVBUF * 4, urgent=EventType.EXEC)
             if conn is None
             else conn
         )
+        self._own = conn is None
         self.processes: dict[int, Process] = {}
         self.capture_limit = capture_limit
         self.max_processes = max_processes
         self.max_argv = max_argv
         self.skipped = 0  # execs not enriched under overload
-        self.incomplete = 0  # execs whose process was gone before /proc could be read
+        self.incomplete = 0  # execs with no command line: gone before the read, or exec'd again
         self.untracked = 0  # processes not held because the table was full
         self._threads: dict[int, _Threads] = {}  # only processes with more than their leader
         # What /proc had for each exec, read early (None: not read early, under overload).
@@ -349,40 +365,61 @@ class ProcessTable:
         execs = cast("list[ExecEvent]", named)
         if not execs:
             return
+        reading = self._supersede(execs)
         if len(items) > self.capture_limit:
-            self.skipped += len(execs)
-            captured.update(((event.process_tgid, event.timestamp_ns), None) for event in execs)
+            self.skipped += len(reading)
+            captured.update(((event.process_tgid, event.timestamp_ns), None) for event in reading)
         else:
-            self._read_execs(execs)
+            self._read_execs(reading)
         self._exec_times.extend(event.timestamp_ns for event in execs)
 
-    def _read_execs(self, execs: list[ExecEvent]) -> None:
-        """/proc for each exec, the race first: every command line, then every exe and cwd; an
-        exec that another of its process followed before the read gets none of it."""
+    def _supersede(self, execs: list[ExecEvent]) -> list[ExecEvent]:
+        """Mark the execs whose /proc can no longer be told from a later exec's: all but the
+        last of each process here, and one read in an earlier batch after the first of its
+        process here came. The execs left to read: the last of each process."""
         captured, read_until = self._captured, self._read_until
         last = {event.process_tgid: event for event in execs}
-        reading = [event for event in execs if last[event.process_tgid] is event]
+        first: set[int] = set()
         for event in execs:
             tgid = event.process_tgid
+            if tgid not in first:
+                first.add(tgid)
+                earlier, done_ns = read_until.get(tgid, (None, 0))
+                if earlier in captured and event.timestamp_ns < done_ns:
+                    captured[earlier] = _SUPERSEDED
             if event is not last[tgid]:
                 captured[tgid, event.timestamp_ns] = _SUPERSEDED
-            elif tgid in read_until:  # read in an earlier batch: was that after this exec?
-                earlier, done_ns = read_until[tgid]
-                if event.timestamp_ns < done_ns and captured.get(earlier) is not None:
-                    captured[earlier] = _SUPERSEDED
+        return list(last.values())
+
+    def _read_execs(self, reading: list[ExecEvent]) -> None:
+        """/proc for each exec, the race first: every command line, then every exe and cwd;
+        the exec reader's where this read came too late."""
         pids = [event.process_tgid for event in reading]
         cmdlines = [self._read_cmdline(pid) for pid in pids]
         places = [_places(pid) for pid in pids]
-        done_ns = time.monotonic_ns()  # the events' clock: an exec before this may be in it
-        early = self._reader.take() if self._reader is not None else {}
+        early = self.reader.take() if self.reader is not None else {}
+        read: list[tuple[int, _ExecKey, int | None]] = []
         for event, own_cmdline, own_places in zip(reading, cmdlines, places, strict=True):
             pid, key = event.process_tgid, (event.process_tgid, event.timestamp_ns)
-            cmdline, place, done = own_cmdline, own_places, done_ns
+            cmdline, place, done = own_cmdline, own_places, None
             found = None if cmdline else early.get(key)
             if found is not None and found.cmdline:  # gone already: what the exec reader caught
                 cmdline, place, done = found.cmdline, (found.exe, found.cwd), found.done_ns
-            captured[key] = self._capture(pid, cmdline, place)
-            read_until[pid] = (key, done)
+            self._captured[key] = self._capture(pid, cmdline, place)
+            read.append((pid, key, done))
+        done_ns = time.monotonic_ns()  # the events' clock: an exec before this may be in it
+        for pid, key, done in read:
+            self._read_until[pid] = (key, done_ns if done is None else done)
+
+    def _late_capture(self, key: _ExecKey) -> _Capture:
+        """/proc now for an exec not read early (overload, or fed by hand), or what the exec
+        reader caught where it is gone."""
+        pid = key[0]
+        found = self.reader.take().get(key) if self.reader is not None else None
+        cmdline = self._read_cmdline(pid)
+        if not cmdline and found is not None and found.cmdline:
+            return self._capture(pid, found.cmdline, (found.exe, found.cwd))
+        return self._capture(pid, cmdline)
 
     def receive(self, timeout: float | None = None) -> list[ProcEvent | EventsLost]:
         """The connector's next batch (waiting up to ``timeout`` seconds, None: forever; ``[]``
@@ -391,9 +428,11 @@ class ProcessTable:
         exec waits for the records of the ones before it. Losses come inline. Hand it to
         :meth:`feed`."""
         batch = self._received(timeout, self.linger())
-        taken = batch
-        while taken and len(batch) < _RECEIVED_MAX:
+        taken = list(batch)
+        while taken:
             self.capture_execs(taken)
+            if len(batch) >= _RECEIVED_MAX:
+                break
             taken = self._received(0.0, 0.0)
             batch += taken
         return batch
@@ -494,7 +533,7 @@ class ProcessTable:
         if self._read_until.get(tgid, (None,))[0] == key:
             del self._read_until[tgid]
         if capture is None:  # not captured early (overload, or fed by hand): read now
-            capture = self._capture(tgid)
+            capture = self._late_capture(key)
         if len(self._captured) > _MAX_PENDING_CAPTURES:
             self._captured.clear()
             self._read_until.clear()
@@ -643,8 +682,9 @@ class ProcessTable:
             yield from self.feed(self.receive(self.resync_in()))
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
         if self._own:
             self.conn.close()
 

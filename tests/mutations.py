@@ -484,18 +484,28 @@ MUTATIONS = [
         "an exec read after the next exec of its process came kept as read",
         "the record carries the process as it was at its event",
         "pyprocconn/processes.py",
-        "if event.timestamp_ns < done_ns and captured.get(earlier) is not None:",
+        "if earlier in captured and event.timestamp_ns < done_ns:",
         "if False:",
         (
             f"{CAPTURE}::test_an_exec_followed_by_another_before_the_read_shows_nothing_of_the_later",
         ),
     ),
     Mutation(
+        "an earlier read judged by a batch's last exec of its process, not its first",
+        "the record carries the process as it was at its event",
+        "pyprocconn/processes.py",
+        "            if tgid not in first:",
+        "            if event is last[tgid]:",
+        (
+            f"{CAPTURE}::test_an_exec_read_before_the_next_of_its_process_came_is_checked_against_the_first",
+        ),
+    ),
+    Mutation(
         "receive hands a batch on without reading what came meanwhile",
         "every short-lived command by default",
         "pyprocconn/processes.py",
-        "while taken and len(batch) < _RECEIVED_MAX:",
-        "while taken and len(batch) < 0:",
+        "            self.capture_execs(taken)\n            if len(batch) >= _RECEIVED_MAX:",
+        "            if True:",
         (
             f"{CAPTURE}::test_an_exec_that_comes_while_a_batch_is_read_is_read_before_it_is_handed_on",
         ),

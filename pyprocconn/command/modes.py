@@ -165,8 +165,9 @@ class TableMode:
 
     def exec_reader(self) -> str:
         """What -S says of the exec reader."""
-        if self.table._reader is not None:
-            return f"pid {self.table._reader.pid}"
+        reader = self.table.reader
+        if reader is not None:
+            return f"pid {reader.pid}" if reader.running() else "ended (no exec filter here)"
         if self.table.exec_reader_refused is not None:
             return f"not started ({self.table.exec_reader_refused})"
         return "off (--no-exec-reader)"
