@@ -5,9 +5,9 @@ The race is lost when the listener is woken late (on a busy CPU, the wake-up wai
 running task; on a kernel built without preemption, for its system call to end), and two
 listeners are seldom held up at once: in ``benchmarks.capture``'s exec storm the command's worst
 round of ten went from 1974 to 1999 of 2000 command lines with this reader (JSON: 1982 to 1998),
-for a quarter to two fifths more CPU (the README's capture section). A process, not a thread: a thread shares
-the interpreter lock, which a listener held up may be holding. It subscribes to execs only,
-filtered by the kernel (6.6+; elsewhere it would wake for every event, and it ends at once).
+for a quarter to two fifths more CPU (the README's capture section). A process, not a thread:
+a thread shares the interpreter lock, which a listener held up may be holding. It subscribes to
+execs only, filtered by the kernel (6.6+; elsewhere it would wake for every event: it ends).
 """
 
 from __future__ import annotations
