@@ -714,6 +714,21 @@ def test_the_exec_reader_reads_what_the_stopped_command_could_not() -> None:
     assert "command lines not read" not in err, err
 
 
+def test_a_second_stop_signal_does_not_cut_the_summary_short() -> None:
+    # timeout(1) signals the command, then its process group; here the second comes while it
+    # ends (its exec reader gone, the summary not yet printed).
+    cli = Cli("-e", "exec", "-S")
+    _subscribed(cli.process.pid)
+    reader = _exec_reader_of(cli.process.pid)
+    cli.process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 10
+    while procfs.alive(reader) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    cli.process.send_signal(signal.SIGINT)
+    code, err = cli.finish(sig=0)
+    assert code == 0 and "exec reader: pid" in err and "Traceback" not in err, err
+
+
 def test_where_fork_is_refused_the_command_runs_without_its_exec_reader() -> None:
     # A SCHED_DEADLINE task may not fork (EAGAIN): the command runs on and -S says why.
     reservation = ["chrt", "-d", "-T", "5000000", "-P", "10000000", "0"]

@@ -23,11 +23,23 @@ from pyprocconn.processes import DEFAULT_MAX_ARGV
 
 
 class _StopSignalError(Exception):
-    """SIGTERM or SIGHUP: end like Ctrl-C (unsubscribe, print the summary)."""
+    """Ctrl-C, SIGTERM or SIGHUP: end (unsubscribe, print the summary)."""
 
 
-def _stop(signum: int, frame: object) -> None:
-    raise _StopSignalError
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Stop:
+    """The stop signals' handler: raises once. A second stop (timeout(1) signals the command,
+    then its process group) must not cut the ending short, the summary lost."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise _StopSignalError
 
 
 def _priority(args: argparse.Namespace) -> str:
@@ -89,7 +101,8 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
         print(f"pyprocconn: {refused}", file=sys.stderr)
         return 1
     tree = Descendants(args.pid) if args.pid else None
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    stop = _Stop()  # one for all three: the first of them ends the command
+    previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS}
     text = TextFormat(ids=args.ids, table=not raw, ascii_only=not _unicode(stream))
     output = Output(Sink(stream), JsonFormat(table=not raw) if args.json else text)
     commands: Counter[str] = Counter()
@@ -107,8 +120,6 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
         reader_gone = True  # `pyprocconn | head`: end quietly
         raise
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         stats, granted = conn.stats, conn.rcvbuf
         setup = _setup(priority, mode)
         mode.close()
@@ -121,6 +132,8 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
         if args.stats:
             elapsed = time.monotonic() - started
             _print_stats(output.counts, stats, elapsed, granted, commands, setup)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

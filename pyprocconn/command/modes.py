@@ -179,7 +179,8 @@ class TableMode:
             return None
         return (
             f"pyprocconn: command lines not read: {self.unread} of the {self.execs_shown} execs "
-            "shown (the process had ended, or the table skipped /proc under overload)"
+            "shown (the process had ended or exec'd again, or the table skipped /proc under "
+            "overload)"
         )
 
 
