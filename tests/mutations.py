@@ -530,14 +530,6 @@ MUTATIONS = [
         (f"{CAPTURE}::test_the_exec_reader_ends_with_its_table_and_with_its_process",),
     ),
     Mutation(
-        "a second stop signal raises again",
-        "the command ends with its summary",
-        "pyprocconn/command/main.py",
-        "        if not self.stopping:",
-        "        if True:",
-        ("tests/test_cli.py::test_a_second_stop_signal_does_not_cut_the_summary_short",),
-    ),
-    Mutation(
         "ids read again from /proc at every exec",
         "the record carries the process as it was at its event",
         "pyprocconn/processes.py",

@@ -101,8 +101,9 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
         print(f"pyprocconn: {refused}", file=sys.stderr)
         return 1
     tree = Descendants(args.pid) if args.pid else None
-    stop = _Stop()  # one for all three: the first of them ends the command
-    previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS}
+    stop = _Stop()  # one for all three, kept to the exit: the first of them ends the command
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, stop)
     text = TextFormat(ids=args.ids, table=not raw, ascii_only=not _unicode(stream))
     output = Output(Sink(stream), JsonFormat(table=not raw) if args.json else text)
     commands: Counter[str] = Counter()
@@ -120,6 +121,8 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
         reader_gone = True  # `pyprocconn | head`: end quietly
         raise
     finally:
+        # The ending (unsubscribe, flush, summary) runs to its end: later stops are moot.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         stats, granted = conn.stats, conn.rcvbuf
         setup = _setup(priority, mode)
         mode.close()
@@ -132,8 +135,6 @@ def run(args: argparse.Namespace, stream: TextIO) -> int:
         if args.stats:
             elapsed = time.monotonic() - started
             _print_stats(output.counts, stats, elapsed, granted, commands, setup)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return 0
 
 
