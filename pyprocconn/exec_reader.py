@@ -177,7 +177,7 @@ def _run(pipe: int, parent: int, max_argv: int, nice: int, slice_: float | None)
 def _read(last: dict[int, ExecEvent], max_argv: int) -> _Sent:
     pids = list(last)
     cmdlines = [procfs.read(f"/proc/{pid}/cmdline", max_argv + 1) for pid in pids]
-    places = [(procfs.link(f"/proc/{pid}/exe"), procfs.link(f"/proc/{pid}/cwd")) for pid in pids]
+    places = [procfs.places(pid) for pid in pids]
     done_ns = time.monotonic_ns()
     return [
         ((pid, last[pid].timestamp_ns), (cmdline, exe, cwd, done_ns))

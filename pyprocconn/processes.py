@@ -110,13 +110,6 @@ def _boot_offset_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_BOOTTIME) - time.monotonic_ns()
 
 
-_Places = tuple[str | None, str | None]  # exe and cwd: procfs.link's answers
-
-
-def _places(pid: int) -> _Places:
-    return procfs.link(f"/proc/{pid}/exe"), procfs.link(f"/proc/{pid}/cwd")
-
-
 # /proc/PID/cgroup as read -> what it names: most processes share a few cgroups, and parsing
 # one (its container's name too) costs 3x reading it. Cleared past _CGROUPS_KEPT.
 _cgroups: dict[bytes, tuple[str | None, Container | None]] = {}
@@ -253,6 +246,7 @@ class ProcessTable:
         # What /proc had for each exec, read early (None: not read early, under overload).
         self._captured: dict[_ExecKey, _Capture | None] = {}
         self._read_until: dict[int, tuple[_ExecKey, int]] = {}  # tgid -> last read, done when
+        self._read_batch: list[ProcEvent | EventsLost] | None = None  # receive()'s, all read
         self.resync_interval = resync_interval
         self._unsynced: list[EventsLost] = []  # losses not rescanned for yet
         self._next_rescan = 0.0  # time.monotonic() from which a rescan may run
@@ -299,12 +293,12 @@ class ProcessTable:
         return procfs.read(f"/proc/{pid}/cmdline", self.max_argv + 1)
 
     def _capture(
-        self, pid: int, cmdline: bytes | None = None, places: _Places | None = None
+        self, pid: int, cmdline: bytes | None = None, places: procfs.Places | None = None
     ) -> _Capture:
         """What /proc has now, in the order it goes: the command line, exe and cwd leave with
         the process's memory and fs at its exit; the rest stays until it is reaped."""
         raw = self._read_cmdline(pid) if cmdline is None else cmdline
-        exe, cwd = _places(pid) if places is None else places
+        exe, cwd = procfs.places(pid) if places is None else places
         comm = procfs.read(f"/proc/{pid}/comm")
         return _Capture(
             raw,
@@ -396,7 +390,7 @@ class ProcessTable:
         the exec reader's where this read came too late."""
         pids = [event.process_tgid for event in reading]
         cmdlines = [self._read_cmdline(pid) for pid in pids]
-        places = [_places(pid) for pid in pids]
+        places = [procfs.places(pid) for pid in pids]
         early = self.reader.take() if self.reader is not None else {}
         read: list[tuple[int, _ExecKey, int | None]] = []
         for event, own_cmdline, own_places in zip(reading, cmdlines, places, strict=True):
@@ -435,6 +429,7 @@ class ProcessTable:
                 break
             taken = self._received(0.0, 0.0)
             batch += taken
+        self._read_batch = batch  # feed(batch) need not look for execs to read again
         return batch
 
     def _received(self, timeout: float | None, linger: float) -> list[ProcEvent | EventsLost]:
@@ -447,7 +442,9 @@ class ProcessTable:
         """What a batch from the connector (or :meth:`receive`) tells: command lines of execs
         read first (:meth:`capture_execs`), then each item (:meth:`update`); an empty batch (a
         wait that timed out) gives the rescan owed for losses, once due."""
-        self.capture_execs(batch)
+        if batch is not self._read_batch:
+            self.capture_execs(batch)
+        self._read_batch = None
         if not batch:
             return self.resync_due()
         return [record for item in batch for record in self.update(item)]

@@ -60,6 +60,14 @@ def read(path: str, limit: int = -1) -> bytes | None:
 REFUSED = "refused"  # what link says when /proc denied it (not: gone)
 
 
+Places = tuple[str | None, str | None]  # exe and cwd: link's answers
+
+
+def places(pid: int) -> Places:
+    """Where the process runs: its ``exe`` and ``cwd`` (both go at its exit)."""
+    return link(f"/proc/{pid}/exe"), link(f"/proc/{pid}/cwd")
+
+
 def link(path: str) -> str | None:
     """The link's target; :data:`REFUSED` when this process may not read it (another user's
     process without CAP_SYS_PTRACE); None when it is gone (or the process is)."""

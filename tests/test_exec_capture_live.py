@@ -17,6 +17,7 @@ import pyprocconn as pc
 from pyprocconn import procfs
 from pyprocconn.check import in_the_group
 from pyprocconn.processes import Process, ProcessTable, Seen
+from tests.test_processes_live import _gather
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live kernel tests run as root")
 
@@ -34,15 +35,7 @@ def _exec_records_of(pid: int, records: Iterable[object]) -> list[Process]:
 
 def _gather_until(table: ProcessTable, pid: int, execs: int) -> Items:
     """Everything received until ``pid`` has exec'd ``execs`` times, without feeding the table."""
-    items: Items = []
-    deadline = time.monotonic() + 15
-    while len(_execs_of(pid, items)) < execs:
-        assert time.monotonic() < deadline, "the execs did not all arrive"
-        try:
-            items += table.conn.recv_batch(0.2)
-        except pc.OverrunError as error:  # others' churn: not the question here
-            items.append(error.loss)
-    return items
+    return _gather(table, lambda items: len(_execs_of(pid, items)) >= execs)
 
 
 @pytest.mark.parametrize("read", ["in one batch", "the first exec read before the last came"])
